@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: GPL-2.0
+# qotp top-level build.
+#
+#   make            build qotp.ko (against KDIR) and the kms/ programs
+#   make check      install missing packages, build, run every test; ends "N passed, N failed"
+#   make demo       install missing packages, build, run the three-site streaming demo
+#   make bench      benchmarks (ratios measured side by side in one run)
+#   make install    install module (modules_install) and programs; DESTDIR, PREFIX honoured
+#
+# KDIR defaults to /lib/modules/$(uname -r)/build when it exists, otherwise the newest
+# installed Debian linux-headers-*-amd64.
+
+KDIR ?= $(firstword $(wildcard /lib/modules/$(shell uname -r)/build) \
+	$(lastword $(sort $(wildcard /usr/src/linux-headers-*-amd64))))
+DESTDIR ?=
+PREFIX ?= /usr/local
+export KDIR DESTDIR PREFIX
+
+all: kmod kms
+
+kmod:
+	$(MAKE) -C kmod KDIR=$(KDIR)
+
+kms:
+	$(MAKE) -C kms
+
+deps:
+	@scripts/deps.sh
+
+check: deps
+	@tests/run.sh
+
+# One section of the tests: make check-e2e, check-kunit, check-unit, check-build ...
+check-%: deps
+	@tests/run.sh $*
+
+demo: deps
+	@scripts/demo.sh
+
+bench: deps
+	@scripts/bench.sh
+
+fuzz: deps
+	$(MAKE) -C kms fuzz
+
+uml-kernel: deps
+	scripts/uml-kernel.sh debug
+	scripts/uml-kernel.sh fast
+
+install: all
+	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod INSTALL_MOD_PATH=$(DESTDIR) modules_install
+	$(MAKE) -C kms install
+	install -d $(DESTDIR)$(PREFIX)/share/qotp
+	install -m 0644 $(wildcard scripts/killswitch.nft) $(DESTDIR)$(PREFIX)/share/qotp/
+
+clean:
+	-$(MAKE) -C kmod clean KDIR=$(KDIR)
+	rm -rf build
+
+.PHONY: all kmod kms deps check demo bench fuzz uml-kernel install clean

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Find kernel reports in a UML test kernel log and decide which ones fail the run.
+
+usage: kreports.py DMESG [KMEMLEAK]
+
+A report is a block that starts with one of the markers below and runs until the
+"---[ end trace" line, the next marker, or 60 lines. A report fails the run when it
+involves qotp: a symbol of the module ("[qotp]", "[qotp_test]", "qotp_" in a trace).
+Reports of the base 6.1 UML kernel that do not involve qotp (its "suspicious RCU usage"
+lockdep warnings at boot, for instance) are printed as notes only.
+kmemleak: every unreferenced object whose backtrace names qotp fails the run; one whose
+backtrace holds only unresolved addresses does too, since that is what a leak from a
+module that has since been unloaded looks like.
+Exit status 0: nothing involving qotp; 1: at least one such report (printed).
+"""
+import re
+import sys
+
+MARKERS = re.compile(
+    r"(BUG: |WARNING: |KASAN|UBSAN|Oops|general protection fault|kernel BUG|"
+    r"possible recursive locking|possible circular locking|inconsistent lock state|"
+    r"INFO: task .* blocked|INFO: rcu|INFO: trying to register non-static key|"
+    r"Kernel panic|list_add corruption|list_del corruption|refcount_t: |"
+    r"unreferenced object|Call Trace:)")
+QOTP = re.compile(r"\[qotp(_test)?\]|\bqotp_[a-z0-9_]+")
+END = re.compile(r"---\[ end (trace|Kernel panic)")
+TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+
+
+def blocks(lines):
+    cur = None
+    for line in lines:
+        text = TS.sub("", line.rstrip("\n"))
+        starts = MARKERS.search(text) and not text.startswith("Call Trace:")
+        if starts and cur is not None and not cur["trace_only"]:
+            yield cur
+            cur = None
+        if starts:
+            cur = {"lines": [text], "trace_only": False}
+        elif text.startswith("Call Trace:") and cur is None:
+            cur = {"lines": [text], "trace_only": True}
+        elif cur is not None:
+            cur["lines"].append(text)
+            if END.search(text) or len(cur["lines"]) >= 60:
+                yield cur
+                cur = None
+    if cur is not None:
+        yield cur
+
+
+def kmemleak_objects(text):
+    objs = re.split(r"(?=unreferenced object )", text)
+    return [o for o in objs if o.startswith("unreferenced object")]
+
+
+def main():
+    bad = 0
+    notes = 0
+    with open(sys.argv[1], errors="replace") as f:
+        for b in blocks(f):
+            body = "\n".join(b["lines"])
+            if QOTP.search(body):
+                bad += 1
+                print("kreports: REPORT INVOLVING QOTP:\n" + body + "\n", file=sys.stderr)
+            else:
+                notes += 1
+                print("kreports: note: base-kernel report, not involving qotp: "
+                      + b["lines"][0], file=sys.stderr)
+    if len(sys.argv) > 2:
+        try:
+            with open(sys.argv[2], errors="replace") as f:
+                leaks = kmemleak_objects(f.read())
+        except FileNotFoundError:
+            leaks = []
+        for o in leaks:
+            frames = [l.strip() for l in o.splitlines() if l.strip().startswith("[<")]
+            unresolved = frames and all(re.search(r"\] 0x[0-9a-f]+$", fr) for fr in frames[:3])
+            if QOTP.search(o) or unresolved:
+                bad += 1
+                print("kreports: KMEMLEAK INVOLVING QOTP (or an unloaded module):\n" + o,
+                      file=sys.stderr)
+            else:
+                notes += 1
+                print("kreports: note: base-kernel kmemleak object: " + o.splitlines()[0],
+                      file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

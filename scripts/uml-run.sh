@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Boot the UML test kernel with the host's root over hostfs and run one command inside.
+#
+#   scripts/uml-run.sh [--fast] [--timeout SEC] [--mem SIZE] [--keep DIR] -- CMD [ARGS...]
+#
+# CMD runs as root in the repository root inside UML, with QOTP_TOP, QOTP_KMOD and QOTP_BIN
+# (and any QOTP_* variable of the caller) in its environment. The console (which carries the
+# kernel log) goes to stdout. Exit status: CMD's, or
+#   124  the run timed out,
+#   125  the kernel log holds a report (KASAN, lockdep, kmemleak, WARN, BUG, oops) involving
+#        qotp code, or the kernel died before CMD finished.
+# Reports of the base kernel that do not involve qotp are printed as notes and do not fail
+# the run (see Documentation/testing.md for the known ones).
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+flavour=debug
+timeout=600
+mem=1536M
+keep=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--fast) flavour=fast; shift ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--keep) keep=$2; shift 2 ;;
+	--) shift; break ;;
+	-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) break ;;
+	esac
+done
+[ $# -gt 0 ] || { echo "uml-run: no command given (see --help)" >&2; exit 2; }
+
+kdir=$("$top/scripts/uml-kernel.sh" "$flavour") || exit 1
+
+# Not under /tmp: inside UML that is a private tmpfs.
+mkdir -p "$top/build/uml-run"
+run=${keep:-$(mktemp -d "$top/build/uml-run/run.XXXXXX")}
+mkdir -p "$run"
+rm -f "$run/rc" "$run/dmesg" "$run/kmemleak"
+{
+	printf 'exec'
+	printf ' %q' "$@"
+	printf '\n'
+} >"$run/cmd"
+pwd >"$run/cwd"
+{
+	echo "QOTP_TOP=$(printf %q "$top")"
+	echo "QOTP_KMOD=$(printf %q "${QOTP_KMOD:-$top/build/uml/kmod}")"
+	echo "QOTP_BIN=$(printf %q "${QOTP_BIN:-$top/build/kms}")"
+	env | grep -E '^QOTP_[A-Z_]+=' | grep -vE '^QOTP_(TOP|KMOD|BIN|RUN)=' |
+		while IFS='=' read -r k v; do echo "$k=$(printf %q "$v")"; done
+} >"$run/env"
+
+console=$run/console
+# UML keeps its guest memory in a file under TMPDIR; a tmpfs there is fastest.
+export TMPDIR=/dev/shm
+setsid "$kdir/linux" mem="$mem" rootfstype=hostfs rootflags=/ rw \
+	init="$top/tests/uml/init.sh" QOTP_RUN="$run" \
+	con=null con0=null,fd:1 quiet loglevel=4 panic=-1 \
+	</dev/null >"$console" 2>&1 &
+pid=$!
+tail -n +1 -f --pid="$pid" "$console" 2>/dev/null &
+tailpid=$!
+
+deadline=$(( $(date +%s) + timeout ))
+timed_out=0
+while kill -0 "$pid" 2>/dev/null; do
+	if [ "$(date +%s)" -ge "$deadline" ]; then
+		timed_out=1
+		kill -KILL -- "-$pid" 2>/dev/null
+		break
+	fi
+	sleep 1
+done
+wait "$pid" 2>/dev/null
+sleep 0.2
+kill "$tailpid" 2>/dev/null
+wait "$tailpid" 2>/dev/null
+# UML leaves helper processes in its session when killed hard.
+kill -KILL -- "-$pid" 2>/dev/null
+
+status=
+if [ $timed_out -eq 1 ]; then
+	echo "uml-run: TIMEOUT after ${timeout}s: $*" >&2
+	status=124
+elif [ ! -f "$run/rc" ]; then
+	echo "uml-run: the kernel stopped before the command finished (see $console)" >&2
+	status=125
+else
+	status=$(cat "$run/rc")
+fi
+
+# Kernel reports: split the log into report blocks and keep the ones naming qotp.
+log=$run/dmesg
+[ -s "$log" ] || log=$console
+if ! python3 "$top/scripts/kreports.py" "$log" "$run/kmemleak"; then
+	[ "$status" = 0 ] && status=125
+fi
+
+[ -n "$keep" ] || { [ "$status" = 0 ] && rm -rf "$run"; }
+[ "$status" = 0 ] || echo "uml-run: run directory kept: $run" >&2
+exit "$status"

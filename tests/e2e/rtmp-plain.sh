@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Plaintext RTMP baseline through a router: the stream that later tests encrypt.
+#
+#   client (10.77.1.2) --veth-- router --veth-- server (10.77.2.2: nginx-rtmp :1935)
+#   ffmpeg publishes a clip to the server; a second ffmpeg plays it back from the client.
+#   Per-packet hashes (ffmpeg -f framemd5 -c copy) of what was played must equal the source's.
+. "$(dirname "$0")/../lib.sh"
+
+ns_new client >/dev/null
+ns_new router >/dev/null
+ns_new server >/dev/null
+link client eth0 router eth0
+link router eth1 server eth0
+addr client eth0 10.77.1.2/24
+addr router eth0 10.77.1.1/24
+addr router eth1 10.77.2.1/24
+addr server eth0 10.77.2.2/24
+nsx client ip route add default via 10.77.1.1
+nsx server ip route add default via 10.77.2.1
+forwarding router
+
+check "client reaches server through router" nsx client ping -c1 -W2 10.77.2.2
+check "nginx-rtmp listens on 1935 in the server netns" rtmp_server server 1935
+
+check "generate a 4 s H.264/AAC test clip" make_video "$T/src.flv" 4
+ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
+
+# Player first, so it sees the stream from its first packet; it ends when the publisher
+# unpublishes (nginx-rtmp sends NetStream.Play.UnpublishNotify, ffmpeg treats it as EOF).
+bg player nsx client ffmpeg -nostdin -loglevel warning -rw_timeout 20000000 \
+	-i rtmp://10.77.2.2/live/test -map 0 -c copy -f framemd5 "$T/play.md5"
+wait_for 20 bash -c "ip netns exec $(nsname server) ss -tnH state established '( sport = :1935 )' | grep -q ."
+check "publish the clip from the client at real-time rate" \
+	nsx client ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.77.2.2/live/test
+if ! wait_for 30 bash -c "! kill -0 $PID_player"; then
+	kill -INT "$PID_player"
+	wait_for 10 bash -c "! kill -0 $PID_player"
+fi
+
+framemd5_list "$T/src.md5" >"$T/src.list"
+framemd5_list "$T/play.md5" >"$T/play.list" 2>/dev/null
+nsrc=$(wc -l <"$T/src.list")
+nplay=$(wc -l <"$T/play.list")
+if [ "$nsrc" -gt 50 ] && cmp -s "$T/src.list" "$T/play.list"; then
+	ok "played stream equals source: $nplay/$nsrc packets, identical hashes"
+else
+	fail "played stream differs from source: $nplay of $nsrc packets"
+	diff "$T/src.list" "$T/play.list" | head -10 | sed 's/^/       | /'
+	tail -5 "$T/player.log" | sed 's/^/       | /'
+fi
+finish

@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Shared helpers for qotp's end-to-end tests (tests/e2e/*.sh run inside UML; tests/integ/*.sh
+# run on the host). Source it first thing:
+#
+#   . "$(dirname "$0")/../lib.sh"
+#
+# It gives:
+#   ok MSG / fail MSG        print "[ OK ] MSG" / "[FAIL] MSG" and count
+#   check MSG CMD...         ok when CMD succeeds, fail (with its output) otherwise
+#   skip MSG                 print "[SKIP] MSG"; counted apart, never as passed
+#   ns_new NAME              create netns "$NS_PREFIX-NAME", echo its name; deleted at exit
+#   nsx NAME CMD...          run CMD in that netns
+#   link NS1 IF1 NS2 IF2     veth pair between two of our namespaces, both up
+#   addr NS IF CIDR          add an address (v4 or v6; v6 without DAD delay)
+#   bg NAME CMD...           start CMD in the background, log to $T/NAME.log, killed at exit
+#   wait_port NS PORT [SEC]  poll until a TCP listener on PORT exists in NS
+#   wait_for SEC CMD...      poll until CMD succeeds
+#   finish                   print the summary line and exit 0 iff nothing failed
+# $T is a private scratch directory for the test, removed at exit unless KEEP=1.
+
+set -u
+TEST_NAME=$(basename "$0" .sh)
+NS_PREFIX="q$$"
+T=$(mktemp -d "${TMPDIR:-/tmp}/qotp-$TEST_NAME.XXXXXX")
+__passed=0
+__failed=0
+__skipped=0
+__ns=()
+__pids=()
+
+ok() { printf '[ OK ] %s\n' "$*"; __passed=$((__passed + 1)); }
+fail() { printf '[FAIL] %s\n' "$*"; __failed=$((__failed + 1)); }
+skip() { printf '[SKIP] %s\n' "$*"; __skipped=$((__skipped + 1)); }
+note() { printf '       %s\n' "$*"; }
+
+check() {
+	local msg=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$msg"
+	else
+		fail "$msg"
+		[ -n "$out" ] && printf '%s\n' "$out" | tail -15 | sed 's/^/       | /'
+	fi
+}
+
+ns_new() {
+	local n="$NS_PREFIX-$1"
+	ip netns add "$n" || { echo "lib: cannot create netns $n" >&2; exit 1; }
+	__ns+=("$n")
+	ip -n "$n" link set lo up
+	echo "$n"
+}
+nsname() { echo "$NS_PREFIX-$1"; }
+nsx() { local n; n=$(nsname "$1"); shift; ip netns exec "$n" "$@"; }
+
+link() {
+	ip link add "$2" netns "$(nsname "$1")" type veth peer name "$4" netns "$(nsname "$3")"
+	ip -n "$(nsname "$1")" link set "$2" up
+	ip -n "$(nsname "$3")" link set "$4" up
+}
+
+addr() {
+	case "$3" in
+	*:*) ip -n "$(nsname "$1")" addr add "$3" dev "$2" nodad ;;
+	*) ip -n "$(nsname "$1")" addr add "$3" dev "$2" ;;
+	esac
+}
+
+forwarding() {
+	nsx "$1" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+}
+
+bg() {
+	local name=$1
+	shift
+	"$@" >"$T/$name.log" 2>&1 &
+	__pids+=($!)
+	eval "PID_$name=$!"
+}
+
+wait_for() {
+	local sec=$1 i
+	shift
+	for ((i = 0; i < sec * 10; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+wait_port() {
+	local ns=$1 port=$2 sec=${3:-20}
+	wait_for "$sec" bash -c "ip netns exec $(nsname "$ns") ss -tlnH 'sport = :$port' | grep -q ."
+}
+
+cleanup() {
+	local p n
+	for p in "${__pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${__pids[@]}"; do
+		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$p" 2>/dev/null
+	done
+	for n in "${__ns[@]}"; do
+		# Processes started with `ip netns exec` outside bg() die with their netns's pids.
+		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+		ip netns del "$n" 2>/dev/null
+	done
+	[ "${KEEP:-0}" = 1 ] && echo "lib: kept $T" >&2 || rm -rf "$T"
+}
+trap cleanup EXIT
+
+finish() {
+	printf '== %s: %d ok, %d fail' "$TEST_NAME" "$__passed" "$__failed"
+	[ "$__skipped" -gt 0 ] && printf ', %d skipped' "$__skipped"
+	printf '\n'
+	[ "$__failed" -eq 0 ] && [ "$__passed" -gt 0 ]
+	exit $?
+}
+
+# --- RTMP helpers: nginx with the RTMP module as server, ffmpeg as publisher and player.
+
+# rtmp_server NS [PORT]: start nginx-rtmp in NS with application "live"; waits until it listens.
+rtmp_server() {
+	local ns=$1 port=${2:-1935} d="$T/nginx-$1"
+	local mod=/usr/lib/nginx/modules/ngx_rtmp_module.so
+	mkdir -p "$d/logs"
+	cat >"$d/nginx.conf" <<EOC
+load_module $mod;
+daemon off;
+master_process off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log info;
+events { worker_connections 256; }
+rtmp {
+	server {
+		listen $port;
+		chunk_size 4096;
+		application live { live on; record off; }
+	}
+}
+EOC
+	bg "nginx_$ns" nsx "$ns" nginx -p "$d" -c "$d/nginx.conf"
+	wait_port "$ns" "$port" 20
+}
+
+# make_video FILE [SECONDS]: a test clip (moving pattern + tone) as FLV (H.264 + AAC).
+make_video() {
+	ffmpeg -nostdin -loglevel error -y \
+		-f lavfi -i "testsrc2=size=320x240:rate=25" \
+		-f lavfi -i "sine=frequency=440:sample_rate=44100" \
+		-t "${2:-4}" -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p \
+		-c:a aac -b:a 64k -f flv "$1"
+}
+
+# framemd5_list FILE: from `ffmpeg -c copy -f framemd5` output, one line per packet
+# "media_type size md5", grouped by media type in stream order. Timestamps are left out
+# (a live relay may rebase them) and so are stream indices (a relay may renumber streams).
+framemd5_list() {
+	awk -F', *' '
+		/^#media_type/ { split($0, a, /[ :]+/); type[a[2]] = a[3]; next }
+		/^#/ { next }
+		{ print (($1 in type) ? type[$1] : "stream" $1), $5, $6 }
+	' "$1" | sort -s -k1,1
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# The test runner behind `make check`. Runs, in order, and reports each:
+#   build    the kms/ programs, qotp.ko for the UML test kernel, and qotp.ko against
+#            Debian's x86_64 headers with W=1 and sparse (no warnings allowed)
+#   unit     cmocka unit tests of kms/ built with ASan + UBSan (one result per test case)
+#   fuzz     every libFuzzer target for FUZZ_SECONDS (default 15) seconds
+#   kunit    qotp_test.ko's KUnit suites inside UML (one result per KTAP test case)
+#   e2e      tests/e2e/*.sh, each in its own UML boot (one result per [ OK ]/[FAIL] line)
+#   integ    tests/integ/*.sh on the host, loopback only (likewise)
+# and ends with the line "N passed, N failed" (", N skipped" when some were skipped).
+#
+#   tests/run.sh [SECTION...] [-k PATTERN]
+# SECTION restricts the run (default: all, in the order above); -k PATTERN keeps only the
+# e2e/integ scripts whose name contains PATTERN. Logs: build/test-logs/.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+logs=$top/build/test-logs
+mkdir -p "$logs"
+
+sections=()
+pattern=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-k) pattern=$2; shift 2 ;;
+	-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) sections+=("$1"); shift ;;
+	esac
+done
+[ ${#sections[@]} -gt 0 ] || sections=(build unit fuzz kunit e2e integ)
+
+passed=0
+failed=0
+skipped=0
+failures=()
+
+pass() { passed=$((passed + 1)); printf '  PASS  %s\n' "$1"; }
+flunk() { failed=$((failed + 1)); failures+=("$1"); printf '  FAIL  %s\n' "$1"; }
+skipit() { skipped=$((skipped + 1)); printf '  SKIP  %s\n' "$1"; }
+section() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
+showlog() { sed 's/^/        | /' "$1" | tail -"${2:-25}"; }
+
+# Count the [ OK ] / [FAIL] / [SKIP] lines of a test script's output. A script that exits
+# non-zero without printing a [FAIL] (crash, timeout, kernel report) is one failure more;
+# one that prints nothing at all is a failure too: a test that ran no assertion proved nothing.
+tally_script() {
+	local name=$1 log=$2 rc=$3 n_ok n_fail line
+	n_ok=0
+	n_fail=0
+	while IFS= read -r line; do
+		case "$line" in
+		"[ OK ] "*) pass "$name: ${line#\[ OK \] }"; n_ok=$((n_ok + 1)) ;;
+		"[FAIL] "*) flunk "$name: ${line#\[FAIL\] }"; n_fail=$((n_fail + 1)) ;;
+		"[SKIP] "*) skipit "$name: ${line#\[SKIP\] }" ;;
+		esac
+	done < <(grep -aE '^\[( OK |FAIL|SKIP)\] ' "$log")
+	if [ "$rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
+		case $rc in
+		124) flunk "$name: timed out" ;;
+		125) flunk "$name: kernel report involving qotp, or the kernel died" ;;
+		*) flunk "$name: exited with status $rc" ;;
+		esac
+		showlog "$log" 40
+	elif [ "$n_ok" -eq 0 ] && [ "$n_fail" -eq 0 ]; then
+		flunk "$name: ran no assertion"
+	elif [ "$n_fail" -gt 0 ]; then
+		showlog "$log" 40
+	fi
+}
+
+run_build() {
+	section "build"
+	if make -C kms -j"$(nproc)" >"$logs/build-kms.log" 2>&1; then
+		pass "build: kms/ programs (-Wall -Wextra -Werror)"
+	else
+		flunk "build: kms/ programs"; showlog "$logs/build-kms.log"
+	fi
+	if scripts/build-kmod.sh uml >"$logs/build-uml.out" 2>"$logs/build-uml.log"; then
+		pass "build: qotp.ko for the UML test kernel"
+	else
+		flunk "build: qotp.ko for the UML test kernel"; showlog "$logs/build-uml.log"
+	fi
+	if scripts/build-kmod.sh amd64 >"$logs/build-amd64.out" 2>"$logs/build-amd64.log"; then
+		pass "build: qotp.ko against Debian x86_64 headers, W=1 + sparse, no warnings"
+	else
+		flunk "build: qotp.ko against Debian x86_64 headers, W=1 + sparse"; showlog "$logs/build-amd64.log"
+	fi
+}
+
+run_unit() {
+	section "unit (cmocka, ASan + UBSan)"
+	local log=$logs/unit.log rc line name
+	make -C kms check-unit >"$log" 2>&1
+	rc=$?
+	# cmocka prints "[       OK ] name" and "[  FAILED  ] name" per case; the group's
+	# "[  FAILED  ] N test(s), listed below:" summary repeats names, so count case lines
+	# only before each group's "[==========]" closing line.
+	local in_group=0 n=0
+	while IFS= read -r line; do
+		case "$line" in
+		"[==========] Running "*) in_group=1 ;;
+		"[==========] "*) in_group=0 ;;
+		"[       OK ] "*) [ $in_group = 1 ] && { pass "unit: ${line#\[       OK \] }"; n=$((n + 1)); } ;;
+		"[  FAILED  ] "*) [ $in_group = 1 ] && { flunk "unit: ${line#\[  FAILED  \] }"; n=$((n + 1)); } ;;
+		"[  SKIPPED ] "*) [ $in_group = 1 ] && skipit "unit: ${line#\[  SKIPPED \] }" ;;
+		esac
+	done <"$log"
+	if [ "$rc" -ne 0 ]; then
+		# A sanitizer abort or a build error ends a program before cmocka's summary.
+		flunk "unit: make -C kms check-unit exited with status $rc"; showlog "$log" 40
+	elif [ $n -eq 0 ]; then
+		flunk "unit: no cmocka test case ran"
+	fi
+}
+
+run_fuzz() {
+	section "fuzz (libFuzzer, ${FUZZ_SECONDS:-15}s per target)"
+	local log=$logs/fuzz.log line
+	make -C kms fuzz-smoke FUZZ_SECONDS="${FUZZ_SECONDS:-15}" >"$log" 2>&1
+	local rc=$? n=0
+	while IFS= read -r line; do
+		case "$line" in
+		"fuzz "*": ok") pass "$line"; n=$((n + 1)) ;;
+		"fuzz "*": FAILED"*) flunk "$line"; n=$((n + 1)) ;;
+		esac
+	done <"$log"
+	if [ $rc -ne 0 ] && [ $n -eq 0 ]; then flunk "fuzz: make -C kms fuzz-smoke failed"; showlog "$log"; fi
+	[ $n -gt 0 ] || [ $rc -ne 0 ] || skipit "fuzz: no fuzz target defined"
+}
+
+run_kunit() {
+	section "kunit (inside UML)"
+	local log=$logs/kunit.log rc line n=0
+	if [ ! -f build/uml/kmod/qotp_test.ko ]; then
+		flunk "kunit: build/uml/kmod/qotp_test.ko was not built"
+		return
+	fi
+	scripts/uml-run.sh --timeout 600 -- tests/uml/kunit.sh >"$log" 2>&1
+	rc=$?
+	local suite=
+	while IFS= read -r line; do
+		line=${line#KTAP: }
+		case "$line" in
+		"    # Subtest: "*) suite=${line#    # Subtest: } ;;
+		"        ok "*|"        not ok "*) ;;	# parameters of a case: the case line counts
+		"    ok "*"# SKIP"*) skipit "kunit: $suite: $(echo "${line#    ok }" | cut -d' ' -f2-)" ;;
+		"    ok "*) pass "kunit: $suite: $(echo "${line#    ok }" | cut -d' ' -f2-)"; n=$((n + 1)) ;;
+		"    not ok "*) flunk "kunit: $suite: $(echo "${line#    not ok }" | cut -d' ' -f2-)"; n=$((n + 1)) ;;
+		esac
+	done < <(grep -a '^KTAP: ' "$log")
+	if [ $rc -ne 0 ]; then
+		flunk "kunit: run failed with status $rc (module load, kernel report or timeout)"; showlog "$log" 40
+	elif [ $n -eq 0 ]; then
+		flunk "kunit: no KUnit case ran"; showlog "$log"
+	fi
+}
+
+run_scripts() {
+	local kind=$1 t name log rc
+	for t in tests/"$kind"/*.sh; do
+		[ -x "$t" ] || continue
+		name=$(basename "$t" .sh)
+		[ -z "$pattern" ] || [[ "$name" == *"$pattern"* ]] || continue
+		log=$logs/$kind-$name.log
+		printf '  ....  %s/%s\n' "$kind" "$name"
+		if [ "$kind" = e2e ]; then
+			scripts/uml-run.sh --timeout "${E2E_TIMEOUT:-420}" -- "$t" >"$log" 2>&1
+		else
+			QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "${INTEG_TIMEOUT:-420}" "$t" >"$log" 2>&1
+		fi
+		rc=$?
+		tally_script "$kind/$name" "$log" "$rc"
+	done
+}
+
+for s in "${sections[@]}"; do
+	case "$s" in
+	build) run_build ;;
+	unit) run_unit ;;
+	fuzz) run_fuzz ;;
+	kunit) run_kunit ;;
+	e2e) section "e2e (inside UML)"; run_scripts e2e ;;
+	integ) section "integ (host, loopback)"; run_scripts integ ;;
+	*) echo "tests/run.sh: unknown section '$s'" >&2; exit 2 ;;
+	esac
+done
+
+if [ ${#failures[@]} -gt 0 ]; then
+	printf '\nFailed:\n'
+	printf '  %s\n' "${failures[@]}"
+fi
+printf '\n'
+if [ "$skipped" -gt 0 ]; then
+	printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
+else
+	printf '%d passed, %d failed\n' "$passed" "$failed"
+fi
+[ "$failed" -eq 0 ]

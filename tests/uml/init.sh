@@ -1,0 +1,57 @@
+#!/bin/bash
+# PID 1 inside the UML test kernel (scripts/uml-run.sh boots it with init=this file).
+# The host's root filesystem is our root over hostfs, read-write: so that a test cannot
+# touch the host's /tmp, /run or /var/log, those are private tmpfs mounts in here.
+# QOTP_RUN (from the kernel command line) is the host directory of this run: it holds
+# `cmd` (what to run), and receives `rc`, `dmesg` and `kmemleak`.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mountpoint -q /dev || mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs shm /dev/shm
+mount -t debugfs debugfs /sys/kernel/debug
+for d in /tmp /run /var/tmp /var/log /var/lib/nginx /var/cache/nginx; do
+	[ -d "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
+done
+mkdir -p /run/netns /var/log/nginx
+ln -sf /proc/self/fd /dev/fd 2>/dev/null
+hostname qotp-uml
+ip link set lo up
+
+# Reports that predate the test (the base kernel's own boot) are not the test's.
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	echo scan >/sys/kernel/debug/kmemleak
+	echo clear >/sys/kernel/debug/kmemleak
+fi
+echo "qotp-uml: init ready, running test" >/dev/kmsg
+
+rc=0
+if [ -r "$QOTP_RUN/cmd" ]; then
+	cd "$(cat "$QOTP_RUN/cwd" 2>/dev/null || echo /)"
+	set -a
+	[ -r "$QOTP_RUN/env" ] && . "$QOTP_RUN/env"
+	set +a
+	bash "$QOTP_RUN/cmd" </dev/null
+	rc=$?
+else
+	echo "qotp-uml: no command in QOTP_RUN=$QOTP_RUN" >&2
+	rc=127
+fi
+
+echo "qotp-uml: test finished with status $rc" >/dev/kmsg
+if [ -w /sys/kernel/debug/kmemleak ]; then
+	# Two scans: kmemleak reports an object only once it has looked unreferenced twice.
+	echo scan >/sys/kernel/debug/kmemleak
+	sleep 1
+	echo scan >/sys/kernel/debug/kmemleak
+	cat /sys/kernel/debug/kmemleak >"$QOTP_RUN/kmemleak" 2>/dev/null
+fi
+dmesg >"$QOTP_RUN/dmesg" 2>/dev/null
+echo "$rc" >"$QOTP_RUN/rc"
+sync
+# Power off: UML exits. LINUX_REBOOT_CMD_POWER_OFF through reboot(2).
+exec python3 -c 'import ctypes; ctypes.CDLL(None, use_errno=True).reboot(0x4321FEDC)'
