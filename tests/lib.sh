@@ -163,3 +163,43 @@ framemd5_list() {
 		{ print (($1 in type) ? type[$1] : "stream" $1), $5, $6 }
 	' "$1" | sort -s -k1,1
 }
+
+# --- Eavesdropper helpers: tshark on the untrusted link.
+
+# capture_start NS IF FILE: start capturing all of IF in NS into FILE (pcapng); waits until
+# dumpcap reports that it captures. Stop with capture_stop FILE.
+capture_start() {
+	local name="cap_$(basename "$3" | tr -c 'a-zA-Z0-9\n' _)"
+	bg "$name" nsx "$1" tshark -n -i "$2" -w "$3" -q
+	wait_for 20 grep -q "Capturing on" "$T/$name.log"
+}
+capture_stop() {
+	local name="cap_$(basename "$1" | tr -c 'a-zA-Z0-9\n' _)" pid
+	pid=$(eval echo "\${PID_$name:-}")
+	[ -n "$pid" ] || return 1
+	kill -INT "$pid" 2>/dev/null
+	wait_for 10 bash -c "! kill -0 $pid"
+}
+
+# rtmp_messages FILE: how many RTMP messages tshark dissects in a capture (port 1935 decoded
+# as RTMP whatever its direction).
+rtmp_messages() {
+	tshark -n -r "$1" -d tcp.port==1935,rtmpt -Y rtmpt -T fields -e frame.number 2>/dev/null | wc -l
+}
+
+# plaintext_markers FILE: print which well-known RTMP/FLV plaintext markers appear in the
+# captured TCP payloads of port 1935 (AMF "connect" command, "onMetaData", "@setDataFrame",
+# the stream key, the FLV "FLV\x01" header, the RTMP C0/S0 version byte followed by C1/S1's
+# zero field). Prints nothing when none is found.
+plaintext_markers() {
+	tshark -n -r "$1" -Y 'tcp.port==1935 && tcp.len>0' -T fields -e tcp.payload 2>/dev/null |
+		python3 -c '
+import sys, binascii
+data = b"".join(binascii.unhexlify(l.strip().replace(":", "")) for l in sys.stdin if l.strip())
+markers = {b"\x02\x00\x07connect": "AMF connect", b"onMetaData": "onMetaData",
+           b"@setDataFrame": "@setDataFrame", b"FLV\x01": "FLV header",
+           b"live/": "application path", b"Lavf": "encoder tag"}
+print("\n".join(name for m, name in markers.items() if m in data))
+print("payload bytes examined: %d" % len(data), file=sys.stderr)
+'
+}

@@ -20,6 +20,9 @@ nsx server ip route add default via 10.77.2.1
 forwarding router
 
 check "client reaches server through router" nsx client ping -c1 -W2 10.77.2.2
+# The eavesdropper's view, here with nothing to stop it: this proves the detectors that the
+# encrypted tests rely on do see plaintext RTMP when it is there.
+check "tshark captures on the router's server-side link" capture_start router eth1 "$T/wire.pcapng"
 check "nginx-rtmp listens on 1935 in the server netns" rtmp_server server 1935
 
 check "generate a 4 s H.264/AAC test clip" make_video "$T/src.flv" 4
@@ -36,6 +39,15 @@ if ! wait_for 30 bash -c "! kill -0 $PID_player"; then
 	kill -INT "$PID_player"
 	wait_for 10 bash -c "! kill -0 $PID_player"
 fi
+
+capture_stop "$T/wire.pcapng"
+n=$(rtmp_messages "$T/wire.pcapng")
+if [ "$n" -gt 10 ]; then ok "eavesdropper dissects $n RTMP messages in plaintext"; else fail "tshark dissected only $n RTMP messages"; fi
+m=$(plaintext_markers "$T/wire.pcapng" 2>/dev/null | tr '\n' ',')
+case "$m" in
+*"AMF connect"*onMetaData*"FLV header"*|*"AMF connect"*onMetaData*) ok "plaintext markers visible on the wire: ${m%,}" ;;
+*) fail "plaintext markers not found in a plaintext capture: '$m'" ;;
+esac
 
 framemd5_list "$T/src.md5" >"$T/src.list"
 framemd5_list "$T/play.md5" >"$T/play.list" 2>/dev/null
