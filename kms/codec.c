@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Encoder and strict decoder of the kmsd peer messages (see codec.h). */
+#include <string.h>
+
+#include "codec.h"
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) << 32 | get32(p + 4);
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = v >> 8;
+	p[1] = v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24;
+	p[1] = v >> 16;
+	p[2] = v >> 8;
+	p[3] = v;
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, v >> 32);
+	put32(p + 4, (uint32_t)v);
+}
+
+const char *codec_strerror(int err)
+{
+	switch (err) {
+	case CODEC_OK: return "ok";
+	case CODEC_SHORT: return "truncated frame";
+	case CODEC_EVERSION: return "protocol version mismatch";
+	case CODEC_ERESERVED: return "reserved header bits set";
+	case CODEC_ETOOBIG: return "frame too large";
+	case CODEC_ETYPE: return "unknown message type";
+	case CODEC_ELENGTH: return "payload length does not match its fields";
+	case CODEC_EFIELD: return "invalid field value";
+	}
+	return "unknown error";
+}
+
+const char *msg_type_name(uint8_t type)
+{
+	switch (type) {
+	case MSG_HELLO: return "hello";
+	case MSG_KEEPALIVE: return "keepalive";
+	case MSG_VERIFY_REQ: return "verify-req";
+	case MSG_VERIFY_RESP: return "verify-resp";
+	}
+	return "unknown";
+}
+
+int codec_decode_header(const uint8_t *buf, size_t len, uint8_t *type, uint32_t *plen)
+{
+	if (len < 1)
+		return CODEC_SHORT;
+	/* Check the version first so that a peer of another version learns why, not "bad frame". */
+	if (buf[0] != KMS_PROTO_VERSION)
+		return CODEC_EVERSION;
+	if (len < MSG_HDR_LEN)
+		return CODEC_SHORT;
+	if (get16(buf + 2) != 0)
+		return CODEC_ERESERVED;
+	*plen = get32(buf + 4);
+	if (*plen > MSG_MAX_PAYLOAD)
+		return CODEC_ETOOBIG;
+	if (buf[1] == 0 || buf[1] >= __MSG_LAST)
+		return CODEC_ETYPE;
+	*type = buf[1];
+	return CODEC_OK;
+}
+
+int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg *m)
+{
+	size_t n;
+
+	m->type = type;
+	switch (type) {
+	case MSG_HELLO:
+		if (plen < 1 || plen != 1 + (size_t)p[0])
+			return CODEC_ELENGTH;
+		n = p[0];
+		if (n == 0 || n > KMS_ID_MAX)
+			return CODEC_EFIELD;
+		memcpy(m->hello.node_id, p + 1, n);
+		m->hello.node_id[n] = '\0';
+		if (strlen(m->hello.node_id) != n || !config_valid_id(m->hello.node_id))
+			return CODEC_EFIELD;
+		return CODEC_OK;
+	case MSG_KEEPALIVE:
+		if (plen != 8)
+			return CODEC_ELENGTH;
+		m->keepalive.nonce = get64(p);
+		return CODEC_OK;
+	case MSG_VERIFY_REQ:
+		if (plen < 10)
+			return CODEC_ELENGTH;
+		m->vreq.txid = get64(p);
+		n = get16(p + 8);
+		if (n == 0 || n > MSG_MAX_BLOCKS)
+			return CODEC_EFIELD;
+		if (plen != 10 + n * (12 + KMS_TAG_LEN))
+			return CODEC_ELENGTH;
+		m->vreq.count = n;
+		p += 10;
+		for (size_t i = 0; i < n; i++, p += 12 + KMS_TAG_LEN) {
+			m->vreq.blocks[i].id = get64(p);
+			m->vreq.blocks[i].len = get32(p + 8);
+			memcpy(m->vreq.blocks[i].tag, p + 12, KMS_TAG_LEN);
+		}
+		return CODEC_OK;
+	case MSG_VERIFY_RESP:
+		if (plen < 10)
+			return CODEC_ELENGTH;
+		m->vresp.txid = get64(p);
+		n = get16(p + 8);
+		if (n == 0 || n > MSG_MAX_BLOCKS)
+			return CODEC_EFIELD;
+		if (plen != 10 + n * 9)
+			return CODEC_ELENGTH;
+		m->vresp.count = n;
+		p += 10;
+		for (size_t i = 0; i < n; i++, p += 9) {
+			m->vresp.blocks[i].id = get64(p);
+			m->vresp.blocks[i].status = p[8];
+			if (p[8] >= __VERIFY_LAST)
+				return CODEC_EFIELD;
+		}
+		return CODEC_OK;
+	}
+	return CODEC_ETYPE;
+}
+
+int codec_decode(const uint8_t *buf, size_t len, struct msg *m, size_t *used)
+{
+	uint8_t type;
+	uint32_t plen;
+	int rc = codec_decode_header(buf, len, &type, &plen);
+
+	if (rc != CODEC_OK)
+		return rc;
+	if (len - MSG_HDR_LEN < plen)
+		return CODEC_SHORT;
+	rc = codec_decode_payload(type, buf + MSG_HDR_LEN, plen, m);
+	if (rc == CODEC_OK)
+		*used = MSG_HDR_LEN + plen;
+	return rc;
+}
+
+long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
+{
+	size_t plen, n = 0;
+	uint8_t *p;
+
+	switch (m->type) {
+	case MSG_HELLO:
+		n = strnlen(m->hello.node_id, sizeof(m->hello.node_id));
+		if (!config_valid_id(m->hello.node_id))
+			return -1;
+		plen = 1 + n;
+		break;
+	case MSG_KEEPALIVE:
+		plen = 8;
+		break;
+	case MSG_VERIFY_REQ:
+		if (m->vreq.count == 0 || m->vreq.count > MSG_MAX_BLOCKS)
+			return -1;
+		plen = 10 + (size_t)m->vreq.count * (12 + KMS_TAG_LEN);
+		break;
+	case MSG_VERIFY_RESP:
+		if (m->vresp.count == 0 || m->vresp.count > MSG_MAX_BLOCKS)
+			return -1;
+		plen = 10 + (size_t)m->vresp.count * 9;
+		break;
+	default:
+		return -1;
+	}
+	if (plen > MSG_MAX_PAYLOAD || buflen < MSG_HDR_LEN + plen)
+		return -1;
+	buf[0] = KMS_PROTO_VERSION;
+	buf[1] = m->type;
+	put16(buf + 2, 0);
+	put32(buf + 4, plen);
+	p = buf + MSG_HDR_LEN;
+	switch (m->type) {
+	case MSG_HELLO:
+		p[0] = n;
+		memcpy(p + 1, m->hello.node_id, n);
+		break;
+	case MSG_KEEPALIVE:
+		put64(p, m->keepalive.nonce);
+		break;
+	case MSG_VERIFY_REQ:
+		put64(p, m->vreq.txid);
+		put16(p + 8, m->vreq.count);
+		p += 10;
+		for (size_t i = 0; i < m->vreq.count; i++, p += 12 + KMS_TAG_LEN) {
+			put64(p, m->vreq.blocks[i].id);
+			put32(p + 8, m->vreq.blocks[i].len);
+			memcpy(p + 12, m->vreq.blocks[i].tag, KMS_TAG_LEN);
+		}
+		break;
+	case MSG_VERIFY_RESP:
+		put64(p, m->vresp.txid);
+		put16(p + 8, m->vresp.count);
+		p += 10;
+		for (size_t i = 0; i < m->vresp.count; i++, p += 9) {
+			if (m->vresp.blocks[i].status >= __VERIFY_LAST)
+				return -1;
+			put64(p, m->vresp.blocks[i].id);
+			p[8] = m->vresp.blocks[i].status;
+		}
+		break;
+	}
+	return (long)(MSG_HDR_LEN + plen);
+}

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Peer messages between kmsd instances (Documentation/kms.md, "Peer protocol").
+ *
+ * Every frame: u8 version | u8 type | u16 reserved (0) | u32 payload length | payload,
+ * all integers big endian. The decoder is strict: a frame whose payload is not exactly the
+ * length its fields imply is rejected. No message carries key bytes: only block ids,
+ * lengths, one-time-padded tags and statuses.
+ */
+#ifndef KMS_CODEC_H
+#define KMS_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define KMS_PROTO_VERSION 1
+#define MSG_HDR_LEN 8
+#define MSG_MAX_PAYLOAD (64 * 1024)
+#define MSG_MAX_BLOCKS 1024
+#define KMS_TAG_LEN 32
+
+enum msg_type {
+	MSG_HELLO = 1,
+	MSG_KEEPALIVE = 2,
+	MSG_VERIFY_REQ = 3,
+	MSG_VERIFY_RESP = 4,
+	__MSG_LAST
+};
+
+enum verify_status { VERIFY_OK = 0, VERIFY_MISMATCH = 1, VERIFY_MISSING = 2, __VERIFY_LAST };
+
+enum codec_err {
+	CODEC_OK = 0,
+	CODEC_SHORT = 1,	/* need more bytes (not an error for a stream) */
+	CODEC_EVERSION = -1,
+	CODEC_ERESERVED = -2,
+	CODEC_ETOOBIG = -3,
+	CODEC_ETYPE = -4,
+	CODEC_ELENGTH = -5,
+	CODEC_EFIELD = -6,
+};
+
+struct msg_block_tag {
+	uint64_t id;
+	uint32_t len;			/* raw block length as received from the QKD source */
+	uint8_t tag[KMS_TAG_LEN];
+};
+
+struct msg_block_status {
+	uint64_t id;
+	uint8_t status;			/* enum verify_status */
+};
+
+struct msg {
+	uint8_t type;
+	union {
+		struct {
+			char node_id[KMS_ID_MAX + 1];
+		} hello;
+		struct {
+			uint64_t nonce;
+		} keepalive;
+		struct {
+			uint64_t txid;
+			uint16_t count;
+			struct msg_block_tag blocks[MSG_MAX_BLOCKS];
+		} vreq;
+		struct {
+			uint64_t txid;
+			uint16_t count;
+			struct msg_block_status blocks[MSG_MAX_BLOCKS];
+		} vresp;
+	};
+};
+
+/* Reads a header; returns CODEC_OK with *type and *plen set, CODEC_SHORT, or an error. */
+int codec_decode_header(const uint8_t *buf, size_t len, uint8_t *type, uint32_t *plen);
+/* Decodes one payload of the given type. Returns CODEC_OK or an error. */
+int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg *m);
+/* Decodes a whole frame (header + payload); *used is the frame length. */
+int codec_decode(const uint8_t *buf, size_t len, struct msg *m, size_t *used);
+/* Encodes m into buf; returns the frame length or -1 if m is invalid or buf too small. */
+long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen);
+const char *codec_strerror(int err);
+const char *msg_type_name(uint8_t type);
+
+#endif

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmsd.conf: one directive per line, whitespace separated words, '#' starts a comment.
+ * Every error names file, line, what is wrong and quotes the offending value so an operator
+ * can fix it without reading the source.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+#define MAX_WORDS 16
+#define MAX_LINE 1024
+
+struct parse_ctx {
+	const char *file;
+	unsigned line;
+	char *err;
+	size_t errlen;
+};
+
+__attribute__((format(printf, 2, 3)))
+static int perr(struct parse_ctx *p, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->err && p->errlen && p->line)
+		snprintf(p->err, p->errlen, "%s:%u: %s", p->file, p->line, msg);
+	else if (p->err && p->errlen)
+		snprintf(p->err, p->errlen, "%s: %s", p->file, msg);
+	return -1;
+}
+
+void config_defaults(struct kms_config *cf)
+{
+	memset(cf, 0, sizeof(*cf));
+	snprintf(cf->control, sizeof(cf->control), "/run/kmsd/kmsd.sock");
+	cf->round_blocks = 64;
+	cf->round_interval_ms = 200;
+	cf->lock_timeout_ms = 10000;
+	cf->min_block_age_ms = 500;
+	cf->fresh_max_age_s = 600;
+	cf->keepalive_s = 5;
+	cf->reconnect_max_s = 30;
+	cf->link_max_bytes = 1ULL << 30;
+	cf->write_high_watermark = 1 << 20;
+}
+
+int config_valid_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > KMS_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '-' || c == '_'))
+			return 0;
+	}
+	return 1;
+}
+
+int config_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
+{
+	const char *colon, *h = addr;
+	size_t hl;
+	char *end;
+	unsigned long v;
+
+	if (addr[0] == '[') {
+		const char *rb = strchr(addr, ']');
+
+		if (!rb || rb[1] != ':')
+			return -1;
+		h = addr + 1;
+		hl = rb - h;
+		colon = rb + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -1;
+		hl = colon - addr;
+		if (memchr(addr, ':', hl))	/* bare IPv6 needs brackets */
+			return -1;
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -1;
+	if (colon[1] < '0' || colon[1] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(colon + 1, &end, 10);
+	if (errno || *end || v == 0 || v > 65535)
+		return -1;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (unsigned)v;
+	return 0;
+}
+
+static int set_str(struct parse_ctx *p, char *dst, size_t dstlen, const char *what,
+		   const char *val)
+{
+	if (strlen(val) >= dstlen)
+		return perr(p, "%s is too long: `%.64s'", what, val);
+	strcpy(dst, val);
+	return 0;
+}
+
+static int set_path(struct parse_ctx *p, char *dst, size_t dstlen, const char *what,
+		    const char *val)
+{
+	if (val[0] != '/')
+		return perr(p, "%s must be an absolute path: `%s'", what, val);
+	return set_str(p, dst, dstlen, what, val);
+}
+
+static int set_uint(struct parse_ctx *p, uint64_t *dst, const char *what, const char *val,
+		    uint64_t min, uint64_t max)
+{
+	unsigned long long v;
+	char *end;
+
+	if (val[0] < '0' || val[0] > '9')
+		return perr(p, "%s is not a number: `%s'", what, val);
+	errno = 0;
+	v = strtoull(val, &end, 10);
+	if (errno || *end)
+		return perr(p, "%s is not a number: `%s'", what, val);
+	if (v < min || v > max)
+		return perr(p, "%s out of range [%llu, %llu]: `%s'", what,
+			    (unsigned long long)min, (unsigned long long)max, val);
+	*dst = v;
+	return 0;
+}
+
+static int check_addr(struct parse_ctx *p, const char *what, const char *val)
+{
+	char host[KMS_ADDR_MAX];
+	unsigned port;
+
+	if (strlen(val) >= KMS_ADDR_MAX || config_split_addr(val, host, sizeof(host), &port))
+		return perr(p, "%s is not host:port: `%.64s'", what, val);
+	return 0;
+}
+
+static int check_qkd_spec(struct parse_ctx *p, const char *val)
+{
+	if (!strncmp(val, "unix:", 5)) {
+		if (val[5] != '/')
+			return perr(p, "qkd-sim socket must be an absolute path: `%s'", val);
+		if (strlen(val) >= KMS_PATH_MAX)
+			return perr(p, "qkd-sim socket path too long: `%.64s'", val);
+		return 0;
+	}
+	if (!strncmp(val, "tcp:", 4))
+		return check_addr(p, "qkd-sim address", val + 4);
+	return perr(p, "qkd-sim source must be unix:/path or tcp:host:port: `%s'", val);
+}
+
+/* neighbour ID [address HOST:PORT] qkd-sim SPEC end a|b */
+static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
+{
+	struct kms_neighbour *nb;
+	int i;
+
+	if (nw < 2)
+		return perr(p, "neighbour needs an id: `%s'", w[0]);
+	if (!config_valid_id(w[1]))
+		return perr(p, "invalid neighbour id: `%.64s'", w[1]);
+	if (config_find_neighbour(cf, w[1]))
+		return perr(p, "duplicate neighbour: `%s'", w[1]);
+	if (cf->n_nb >= KMS_MAX_NEIGHBOURS)
+		return perr(p, "too many neighbours (max %d): `%s'", KMS_MAX_NEIGHBOURS, w[1]);
+	nb = &cf->nb[cf->n_nb];
+	memset(nb, 0, sizeof(*nb));
+	strcpy(nb->id, w[1]);
+	for (i = 2; i < nw; i += 2) {
+		if (i + 1 >= nw)
+			return perr(p, "neighbour option needs a value: `%s'", w[i]);
+		if (!strcmp(w[i], "address")) {
+			if (check_addr(p, "neighbour address", w[i + 1]))
+				return -1;
+			strcpy(nb->address, w[i + 1]);
+		} else if (!strcmp(w[i], "qkd-sim")) {
+			if (check_qkd_spec(p, w[i + 1]))
+				return -1;
+			nb->qkd_backend = QKD_BACKEND_SIM;
+			strcpy(nb->qkd_spec, w[i + 1]);
+		} else if (!strcmp(w[i], "end")) {
+			if (strcmp(w[i + 1], "a") && strcmp(w[i + 1], "b"))
+				return perr(p, "end must be a or b: `%s'", w[i + 1]);
+			nb->qkd_end = w[i + 1][0];
+		} else {
+			return perr(p, "unknown neighbour option: `%s'", w[i]);
+		}
+	}
+	if (nb->qkd_backend == QKD_BACKEND_NONE)
+		return perr(p, "neighbour has no QKD link source (qkd-sim): `%s'", nb->id);
+	if (nb->qkd_end == 0)
+		return perr(p, "neighbour needs `end a' or `end b' for qkd-sim: `%s'", nb->id);
+	cf->n_nb++;
+	return 0;
+}
+
+static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
+{
+	char *w[MAX_WORDS];
+	int nw = 0;
+	char *s = line, *hash;
+	uint64_t v;
+	int rc = 0;
+
+	hash = strchr(line, '#');
+	if (hash)
+		*hash = '\0';
+	for (;;) {
+		while (*s == ' ' || *s == '\t' || *s == '\r')
+			s++;
+		if (!*s)
+			break;
+		if (nw == MAX_WORDS)
+			return perr(p, "too many words on line: `%.32s'", s);
+		w[nw++] = s;
+		while (*s && *s != ' ' && *s != '\t' && *s != '\r')
+			s++;
+		if (*s)
+			*s++ = '\0';
+	}
+	if (nw == 0)
+		return 0;
+	for (int i = 0; i < nw; i++)
+		for (const char *c = w[i]; *c; c++)
+			if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+				return perr(p, "control character in word: `%.32s'", w[i]);
+
+	if (!strcmp(w[0], "neighbour") || !strcmp(w[0], "neighbor"))
+		return parse_neighbour(p, cf, w, nw);
+	if (nw != 2)
+		return perr(p, "directive takes exactly one value: `%s'", w[0]);
+
+	if (!strcmp(w[0], "node")) {
+		if (!config_valid_id(w[1]))
+			return perr(p, "invalid node id: `%.64s'", w[1]);
+		strcpy(cf->node_id, w[1]);
+	} else if (!strcmp(w[0], "listen")) {
+		if (check_addr(p, "listen address", w[1]))
+			return -1;
+		strcpy(cf->listen, w[1]);
+	} else if (!strcmp(w[0], "tls-cert")) {
+		rc = set_path(p, cf->tls_cert, sizeof(cf->tls_cert), "tls-cert", w[1]);
+	} else if (!strcmp(w[0], "tls-key")) {
+		rc = set_path(p, cf->tls_key, sizeof(cf->tls_key), "tls-key", w[1]);
+	} else if (!strcmp(w[0], "tls-ca")) {
+		rc = set_path(p, cf->tls_ca, sizeof(cf->tls_ca), "tls-ca", w[1]);
+	} else if (!strcmp(w[0], "store")) {
+		rc = set_path(p, cf->store, sizeof(cf->store), "store", w[1]);
+	} else if (!strcmp(w[0], "control")) {
+		rc = set_path(p, cf->control, sizeof(cf->control), "control", w[1]);
+	} else if (!strcmp(w[0], "pidfile")) {
+		rc = set_path(p, cf->pidfile, sizeof(cf->pidfile), "pidfile", w[1]);
+	} else if (!strcmp(w[0], "round-blocks")) {
+		if (!(rc = set_uint(p, &v, "round-blocks", w[1], 1, 1024)))
+			cf->round_blocks = v;
+	} else if (!strcmp(w[0], "round-interval-ms")) {
+		if (!(rc = set_uint(p, &v, "round-interval-ms", w[1], 1, 60000)))
+			cf->round_interval_ms = v;
+	} else if (!strcmp(w[0], "lock-timeout-ms")) {
+		if (!(rc = set_uint(p, &v, "lock-timeout-ms", w[1], 100, 3600000)))
+			cf->lock_timeout_ms = v;
+	} else if (!strcmp(w[0], "min-block-age-ms")) {
+		if (!(rc = set_uint(p, &v, "min-block-age-ms", w[1], 0, 600000)))
+			cf->min_block_age_ms = v;
+	} else if (!strcmp(w[0], "fresh-max-age")) {
+		if (!(rc = set_uint(p, &v, "fresh-max-age", w[1], 10, 86400 * 30)))
+			cf->fresh_max_age_s = v;
+	} else if (!strcmp(w[0], "keepalive")) {
+		if (!(rc = set_uint(p, &v, "keepalive", w[1], 1, 3600)))
+			cf->keepalive_s = v;
+	} else if (!strcmp(w[0], "reconnect-max")) {
+		if (!(rc = set_uint(p, &v, "reconnect-max", w[1], 1, 3600)))
+			cf->reconnect_max_s = v;
+	} else if (!strcmp(w[0], "link-max-bytes")) {
+		if (!(rc = set_uint(p, &v, "link-max-bytes", w[1], 4096, 1ULL << 40)))
+			cf->link_max_bytes = v;
+	} else if (!strcmp(w[0], "write-high-watermark")) {
+		if (!(rc = set_uint(p, &v, "write-high-watermark", w[1], 65536, 1ULL << 30)))
+			cf->write_high_watermark = v;
+	} else {
+		return perr(p, "unknown directive: `%s'", w[0]);
+	}
+	return rc;
+}
+
+int config_parse(struct kms_config *cf, const char *filename, const char *text, size_t len,
+		 char *err, size_t errlen)
+{
+	struct parse_ctx p = { filename, 0, err, errlen };
+	char line[MAX_LINE + 1];
+	size_t pos = 0;
+
+	config_defaults(cf);
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - (text + pos)) : len - pos;
+
+		p.line++;
+		if (ll > MAX_LINE)
+			return perr(&p, "line longer than %d bytes: `%.32s'", MAX_LINE, text + pos);
+		if (memchr(text + pos, '\0', ll))
+			return perr(&p, "NUL byte in line: `%s'", "\\0");
+		memcpy(line, text + pos, ll);
+		line[ll] = '\0';
+		if (parse_line(&p, cf, line))
+			return -1;
+		pos += ll + (nl ? 1 : 0);
+	}
+	p.line = 0;
+	if (!cf->node_id[0])
+		return perr(&p, "missing required directive: `%s'", "node");
+	if (!cf->listen[0])
+		return perr(&p, "missing required directive: `%s'", "listen");
+	if (!cf->tls_cert[0] || !cf->tls_key[0] || !cf->tls_ca[0])
+		return perr(&p, "missing required directive: `%s'", "tls-cert, tls-key and tls-ca");
+	if (!cf->store[0])
+		return perr(&p, "missing required directive: `%s'", "store");
+	if (config_find_neighbour(cf, cf->node_id))
+		return perr(&p, "node is its own neighbour: `%s'", cf->node_id);
+	return 0;
+}
+
+int config_load(struct kms_config *cf, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+	int rc;
+
+	if (!f) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(1 << 20);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	n = fread(buf, 1, 1 << 20, f);
+	if (ferror(f) || n == 1 << 20) {
+		snprintf(err, errlen, "%s: %s", path, ferror(f) ? "read error" : "file too large");
+		rc = -1;
+	} else {
+		rc = config_parse(cf, path, buf, n, err, errlen);
+	}
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+const struct kms_neighbour *config_find_neighbour(const struct kms_config *cf, const char *id)
+{
+	for (size_t i = 0; i < cf->n_nb; i++)
+		if (!strcmp(cf->nb[i].id, id))
+			return &cf->nb[i];
+	return NULL;
+}

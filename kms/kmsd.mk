@@ -1,0 +1,44 @@
+# SPDX-License-Identifier: GPL-2.0
+# kmsd (key management daemon), qkdsimd (QKD link simulator), kmsctl (control client),
+# their unit tests and fuzzers. Included by kms/Makefile.
+
+KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlite3 2>/dev/null)
+KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
+
+KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o
+QKDSIMD_OBJS := qkdsimd.o log.o
+KMSCTL_OBJS := kmsctl.o
+
+# (programs added once they build)
+
+
+
+$(O)/kmsd: $(addprefix $(O)/,$(KMSD_OBJS))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
+$(O)/qkdsimd: $(addprefix $(O)/,$(QKDSIMD_OBJS))
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
+$(O)/kmsctl: $(addprefix $(O)/,$(KMSCTL_OBJS))
+	$(CC) $(ALL_CFLAGS) -o $@ $^
+
+# Unit tests (cmocka, ASan/UBSan). Sources in tests/, objects flat in $(O)/asan/.
+UNIT_TESTS += codec_test config_test store_test caching_test
+$(O)/asan/%_test.o: tests/%_test.c | $(O)/asan
+	$(CC) $(SAN_CFLAGS) -I. -MMD -MP -c -o $@ $<
+$(O)/asan/codec_test: $(addprefix $(O)/asan/,codec_test.o codec.o config.o)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
+$(O)/asan/config_test: $(addprefix $(O)/asan/,config_test.o config.o)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
+$(O)/asan/store_test: $(addprefix $(O)/asan/,store_test.o store.o)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
+$(O)/asan/caching_test: $(addprefix $(O)/asan/,caching_test.o caching.o store.o codec.o \
+		config.o log.o)
+	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS) $(shell $(PKG_CONFIG) --libs libevent)
+
+# libFuzzer targets: the peer message decoder and the config parser.
+FUZZERS += fuzz_codec fuzz_config
+$(O)/fuzz/fuzz_%.o: fuzz/fuzz_%.c | $(O)/fuzz
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -MMD -MP -c -o $@ $<
+$(O)/fuzz/fuzz_codec: $(addprefix $(O)/fuzz/,fuzz_codec.o codec.o config.o)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
+$(O)/fuzz/fuzz_config: $(addprefix $(O)/fuzz/,fuzz_config.o config.o)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^

@@ -1,0 +1,540 @@
+// SPDX-License-Identifier: GPL-2.0
+/* SQLite key store (see store.h for the state machine and the crash-safety argument). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum {
+	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL,
+	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
+	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
+};
+
+static const char *const sql_text[__Q_LAST] = {
+	[Q_ADD] = "INSERT OR IGNORE INTO blocks(link,id,state,created,len,key) "
+		  "VALUES(?1,?2,0,?3,?4,?5)",
+	[Q_LOCK_SEL] = "SELECT id FROM blocks WHERE link=?1 AND state=0 AND created<=?2 "
+		       "ORDER BY created,id LIMIT ?3",
+	[Q_LOCK_UPD] = "UPDATE blocks SET state=1,txid=?3,lock_until=?4 "
+		       "WHERE link=?1 AND id=?2 AND state=0",
+	[Q_GET] = "SELECT state,key,len,tag FROM blocks WHERE link=?1 AND id=?2",
+	[Q_VERIFY] = "UPDATE blocks SET state=2,tag=?3,key=substr(key,?4+1),len=len-?4,txid=NULL,"
+		     "lock_until=NULL WHERE link=?1 AND id=?2 AND state IN (0,1) AND len>?4",
+	[Q_DISCARD] = "UPDATE blocks SET state=6,key=NULL,tag=?3,txid=NULL,lock_until=NULL "
+		      "WHERE link=?1 AND id=?2 AND state IN (0,1)",
+	[Q_UNLOCK] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
+		     "WHERE link=?1 AND state=1 AND txid=?2",
+	[Q_UNLOCK_ALL] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
+			 "WHERE link=?1 AND state=1",
+	[Q_EXPIRE] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
+		     "WHERE state=1 AND lock_until<?1",
+	[Q_STALE] = "UPDATE blocks SET state=6,key=NULL WHERE link=?1 AND state=0 AND created<?2",
+	[Q_TAKE_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 ORDER BY id LIMIT ?2",
+	[Q_DELIVER] = "UPDATE blocks SET state=4 WHERE link=?1 AND id=?2 AND state=2",
+	[Q_RESV_UPD] = "UPDATE blocks SET state=3,txid=?2 WHERE link=?1 AND id IN (SELECT id FROM blocks "
+		       "WHERE link=?1 AND state=2 ORDER BY id LIMIT ?3)",
+	[Q_RESV_SEL] = "SELECT id,key,len FROM blocks WHERE state=3 AND txid=?1 ORDER BY id",
+	[Q_RESV_COMMIT] = "UPDATE blocks SET state=4,txid=NULL WHERE state=3 AND txid=?1",
+	[Q_RESV_RELEASE] = "UPDATE blocks SET state=2,txid=NULL WHERE state=3 AND txid=?1",
+	[Q_CONSUME] = "UPDATE blocks SET state=5,key=NULL WHERE link=?1 AND id=?2 AND state=4",
+	[Q_STATS] = "SELECT state,count(*),coalesce(sum(length(key)),0) FROM blocks WHERE link=?1 "
+		    "GROUP BY state",
+	[Q_CNT_GET] = "SELECT verified,mismatched,orphaned FROM counters WHERE link=?1",
+	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
+		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
+		      "mismatched=mismatched+?3,orphaned=orphaned+?4",
+};
+
+static const char schema_v1[] =
+	"CREATE TABLE blocks("
+	" link TEXT NOT NULL,"
+	" id INTEGER NOT NULL,"		/* the QKD block id, a u64 stored as its int64 bits */
+	" state INTEGER NOT NULL,"
+	" created INTEGER NOT NULL,"	/* ms since the epoch */
+	" len INTEGER NOT NULL,"
+	" key BLOB,"			/* NULL once consumed or discarded */
+	" tag BLOB,"
+	" txid INTEGER,"		/* caching round (locked) or reservation (reserved) */
+	" lock_until INTEGER,"
+	" PRIMARY KEY(link, id)) WITHOUT ROWID;"
+	"CREATE INDEX blocks_state ON blocks(link, state, created);"
+	"CREATE TABLE counters(link TEXT PRIMARY KEY, verified INTEGER NOT NULL,"
+	" mismatched INTEGER NOT NULL, orphaned INTEGER NOT NULL);"
+	"PRAGMA user_version=1;";
+
+struct store {
+	sqlite3 *db;
+	sqlite3_stmt *q[__Q_LAST];
+	int in_tx;
+};
+
+const char *block_state_name(int state)
+{
+	static const char *const names[] = { "fresh", "locked", "verified", "reserved",
+					     "delivered", "consumed", "discarded" };
+
+	return state >= 0 && state < __BS_LAST ? names[state] : "?";
+}
+
+const char *store_errmsg(struct store *st)
+{
+	return sqlite3_errmsg(st->db);
+}
+
+static sqlite3_stmt *Q(struct store *st, int idx)
+{
+	if (!st->q[idx] && sqlite3_prepare_v3(st->db, sql_text[idx], -1, SQLITE_PREPARE_PERSISTENT,
+					      &st->q[idx], NULL) != SQLITE_OK)
+		return NULL;
+	return st->q[idx];
+}
+
+static void done(sqlite3_stmt *s)
+{
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+}
+
+static int exec(struct store *st, const char *sql)
+{
+	return sqlite3_exec(st->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
+}
+
+/* Runs a statement that returns no rows; returns rows changed or -1. */
+static int step_done(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	done(s);
+	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
+}
+
+int store_begin(struct store *st)
+{
+	if (exec(st, "BEGIN IMMEDIATE"))
+		return -1;
+	st->in_tx = 1;
+	return 0;
+}
+
+int store_commit(struct store *st)
+{
+	st->in_tx = 0;
+	if (exec(st, "COMMIT")) {
+		exec(st, "ROLLBACK");
+		return -1;
+	}
+	return 0;
+}
+
+void store_rollback(struct store *st)
+{
+	st->in_tx = 0;
+	exec(st, "ROLLBACK");
+}
+
+/* Single operations run in their own transaction unless the caller opened one. */
+#define AUTO_TX_BEGIN(st) int own_tx_ = !(st)->in_tx; if (own_tx_ && store_begin(st)) return -1
+#define AUTO_TX_END(st, rc) do { if (own_tx_) { if ((rc) < 0) store_rollback(st); \
+	else if (store_commit(st)) (rc) = -1; } } while (0)
+
+struct store *store_open(const char *path, char *err, size_t errlen)
+{
+	struct store *st = calloc(1, sizeof(*st));
+	sqlite3_stmt *s;
+	int ver = -1;
+
+	if (!st) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return NULL;
+	}
+	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, st->db ? sqlite3_errmsg(st->db) : "open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->db, 5000);
+	/*
+	 * WAL + synchronous=FULL: a committed transition survives power loss, which the
+	 * at-most-once guarantee needs. secure_delete overwrites freed pages so wiped key
+	 * bytes do not linger in the file.
+	 */
+	if (exec(st, "PRAGMA journal_mode=WAL") || exec(st, "PRAGMA synchronous=FULL") ||
+	    exec(st, "PRAGMA secure_delete=ON") || exec(st, "PRAGMA foreign_keys=ON")) {
+		snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) == SQLITE_OK) {
+		if (sqlite3_step(s) == SQLITE_ROW)
+			ver = sqlite3_column_int(s, 0);
+		sqlite3_finalize(s);
+	}
+	if (ver == 0) {
+		if (exec(st, "BEGIN IMMEDIATE") || exec(st, schema_v1) || exec(st, "COMMIT")) {
+			snprintf(err, errlen, "%s: creating schema: %s", path,
+				 sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	} else if (ver != STORE_SCHEMA_VERSION) {
+		snprintf(err, errlen, "%s: unsupported store schema version: `%d'", path, ver);
+		goto fail;
+	}
+	for (int i = 0; i < __Q_LAST; i++) {
+		if (!Q(st, i)) {
+			snprintf(err, errlen, "%s: %s", path, sqlite3_errmsg(st->db));
+			goto fail;
+		}
+	}
+	return st;
+fail:
+	store_close(st);
+	return NULL;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	for (int i = 0; i < __Q_LAST; i++)
+		sqlite3_finalize(st->q[i]);
+	sqlite3_close(st->db);
+	free(st);
+}
+
+int store_recover(struct store *st)
+{
+	int rc = 0;
+
+	AUTO_TX_BEGIN(st);
+	if (exec(st, "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL WHERE state=1") ||
+	    exec(st, "UPDATE blocks SET state=2,txid=NULL WHERE state=3"))
+		rc = -1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+static int count_add(struct store *st, const char *link, int v, int m, int o)
+{
+	sqlite3_stmt *s = Q(st, Q_CNT_ADD);
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, v);
+	sqlite3_bind_int(s, 3, m);
+	sqlite3_bind_int(s, 4, o);
+	return step_done(st, s) < 0 ? -1 : 0;
+}
+
+int store_add_fresh(struct store *st, const char *link, uint64_t id, const uint8_t *raw,
+		    size_t len, int64_t now_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_ADD);
+	int rc;
+
+	if (len == 0 || len > STORE_BLOCK_MAX)
+		return -1;
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	sqlite3_bind_int64(s, 3, now_ms);
+	sqlite3_bind_int(s, 4, (int)len);
+	sqlite3_bind_blob(s, 5, raw, (int)len, SQLITE_STATIC);
+	rc = step_done(st, s);
+	if (rc >= 0)
+		rc = rc == 1 ? 0 : 1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_lock_fresh(struct store *st, const char *link, size_t max, uint64_t txid,
+		     int64_t now_ms, int64_t min_age_ms, int64_t lock_until_ms, uint64_t *ids,
+		     size_t *n)
+{
+	sqlite3_stmt *sel = Q(st, Q_LOCK_SEL), *upd = Q(st, Q_LOCK_UPD);
+	int rc = 0;
+
+	*n = 0;
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sel, 2, now_ms - min_age_ms);
+	sqlite3_bind_int64(sel, 3, (int64_t)max);
+	while (*n < max && (rc = sqlite3_step(sel)) == SQLITE_ROW)
+		ids[(*n)++] = (uint64_t)sqlite3_column_int64(sel, 0);
+	rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
+	done(sel);
+	for (size_t i = 0; rc == 0 && i < *n; i++) {
+		sqlite3_bind_text(upd, 1, link, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, (int64_t)ids[i]);
+		sqlite3_bind_int64(upd, 3, (int64_t)txid);
+		sqlite3_bind_int64(upd, 4, lock_until_ms);
+		if (step_done(st, upd) != 1)
+			rc = -1;
+	}
+	AUTO_TX_END(st, rc);
+	if (rc < 0)
+		*n = 0;
+	return rc;
+}
+
+int store_get(struct store *st, const char *link, uint64_t id, int *state, uint8_t *key,
+	      size_t *len, uint8_t *tag, int *has_tag)
+{
+	sqlite3_stmt *s = Q(st, Q_GET);
+	int rc;
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		const void *k = sqlite3_column_blob(s, 1);
+		int kl = sqlite3_column_bytes(s, 1);
+		int tl = sqlite3_column_bytes(s, 3);
+
+		*state = sqlite3_column_int(s, 0);
+		if (len)
+			*len = k ? (size_t)kl : 0;
+		if (key && k && kl <= STORE_BLOCK_MAX)
+			memcpy(key, k, kl);
+		if (has_tag)
+			*has_tag = tl > 0;
+		if (tag && tl > 0 && tl <= 32)
+			memcpy(tag, sqlite3_column_blob(s, 3), tl);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : -1;
+	}
+	done(s);
+	return rc;
+}
+
+int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t *tag,
+		 size_t taglen, size_t strip)
+{
+	sqlite3_stmt *s = Q(st, Q_VERIFY);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	sqlite3_bind_blob(s, 3, tag, (int)taglen, SQLITE_STATIC);
+	sqlite3_bind_int(s, 4, (int)strip);
+	rc = step_done(st, s);
+	if (rc == 1)
+		rc = count_add(st, link, 1, 0, 0);
+	else if (rc == 0)
+		rc = -1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_discard(struct store *st, const char *link, uint64_t id, enum discard_reason why,
+		  const uint8_t *tag, size_t taglen)
+{
+	sqlite3_stmt *s = Q(st, Q_DISCARD);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	if (tag)
+		sqlite3_bind_blob(s, 3, tag, (int)taglen, SQLITE_STATIC);
+	rc = step_done(st, s);
+	if (rc == 1)
+		rc = count_add(st, link, 0, why == DISCARD_MISMATCH, why == DISCARD_ORPHAN);
+	else if (rc == 0)
+		rc = -1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_unlock(struct store *st, const char *link, uint64_t txid)
+{
+	sqlite3_stmt *s = Q(st, txid ? Q_UNLOCK : Q_UNLOCK_ALL);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	if (txid)
+		sqlite3_bind_int64(s, 2, (int64_t)txid);
+	rc = step_done(st, s);
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_release_expired(struct store *st, int64_t now_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_EXPIRE);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_int64(s, 1, now_ms);
+	rc = step_done(st, s);
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_purge_stale(struct store *st, const char *link, int64_t older_than_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_STALE);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, older_than_ms);
+	rc = step_done(st, s);
+	if (rc > 0 && count_add(st, link, 0, 0, rc))
+		rc = -1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+static int read_blocks(sqlite3_stmt *s, struct store_block *out, size_t max, size_t *n,
+		       size_t min_bytes)
+{
+	size_t got = 0;
+	int rc;
+
+	while (*n < max && (min_bytes == 0 || got < min_bytes) &&
+	       (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const void *k = sqlite3_column_blob(s, 1);
+		int kl = sqlite3_column_bytes(s, 1);
+
+		if (!k || kl <= 0 || kl > STORE_BLOCK_MAX)
+			return -1;
+		out[*n].id = (uint64_t)sqlite3_column_int64(s, 0);
+		out[*n].len = kl;
+		memcpy(out[*n].key, k, kl);
+		got += kl;
+		(*n)++;
+	}
+	return 0;
+}
+
+static void wipe_blocks(struct store_block *out, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		explicit_bzero(out[i].key, out[i].len);
+}
+
+int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
+	       size_t max, size_t *n)
+{
+	sqlite3_stmt *sel = Q(st, Q_TAKE_SEL), *upd = Q(st, Q_DELIVER);
+	int rc;
+
+	*n = 0;
+	if (st->in_tx)
+		return -1;	/* must commit before the bytes are returned */
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sel, 2, (int64_t)max);
+	rc = read_blocks(sel, out, max, n, min_bytes ? min_bytes : 1);
+	done(sel);
+	for (size_t i = 0; rc == 0 && i < *n; i++) {
+		sqlite3_bind_text(upd, 1, link, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, (int64_t)out[i].id);
+		if (step_done(st, upd) != 1)
+			rc = -1;
+	}
+	AUTO_TX_END(st, rc);
+	if (rc < 0) {
+		wipe_blocks(out, *n);
+		*n = 0;
+	}
+	return rc;
+}
+
+int store_reserve(struct store *st, const char *link, uint64_t resv, size_t max,
+		  struct store_block *out, size_t *n)
+{
+	sqlite3_stmt *upd = Q(st, Q_RESV_UPD), *sel = Q(st, Q_RESV_SEL);
+	int rc;
+
+	*n = 0;
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(upd, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(upd, 2, (int64_t)resv);
+	sqlite3_bind_int64(upd, 3, (int64_t)max);
+	rc = step_done(st, upd) < 0 ? -1 : 0;
+	if (rc == 0) {
+		sqlite3_bind_int64(sel, 1, (int64_t)resv);
+		rc = read_blocks(sel, out, max, n, 0);
+		done(sel);
+	}
+	AUTO_TX_END(st, rc);
+	if (rc < 0) {
+		wipe_blocks(out, *n);
+		*n = 0;
+	}
+	return rc;
+}
+
+static int resv_op(struct store *st, int q, uint64_t resv)
+{
+	sqlite3_stmt *s = Q(st, q);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_int64(s, 1, (int64_t)resv);
+	rc = step_done(st, s);
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_commit_reserved(struct store *st, uint64_t resv)
+{
+	return resv_op(st, Q_RESV_COMMIT, resv);
+}
+
+int store_release_reserved(struct store *st, uint64_t resv)
+{
+	return resv_op(st, Q_RESV_RELEASE, resv);
+}
+
+int store_consume(struct store *st, const char *link, uint64_t id)
+{
+	sqlite3_stmt *s = Q(st, Q_CONSUME);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	rc = step_done(st, s);
+	if (rc >= 0)
+		rc = rc == 1 ? 0 : 1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_link_stats(struct store *st, const char *link, struct store_link_stats *out)
+{
+	sqlite3_stmt *s = Q(st, Q_STATS);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0);
+
+		if (state >= 0 && state < __BS_LAST) {
+			out->blocks[state] = sqlite3_column_int64(s, 1);
+			out->bytes[state] = sqlite3_column_int64(s, 2);
+		}
+	}
+	done(s);
+	if (rc != SQLITE_DONE)
+		return -1;
+	s = Q(st, Q_CNT_GET);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->verified_total = sqlite3_column_int64(s, 0);
+		out->mismatched_total = sqlite3_column_int64(s, 1);
+		out->orphaned_total = sqlite3_column_int64(s, 2);
+	}
+	done(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}

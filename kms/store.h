@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The key store: one SQLite database (WAL, synchronous=FULL, secure_delete=ON) holding every
+ * key block a node got from its QKD links, with its state:
+ *
+ *   fresh --lock--> locked --verify--> verified --take--> delivered --consume--> consumed
+ *     ^               |                   |  ^                 ^
+ *     +----unlock-----+                 reserve  release       |
+ *   fresh/locked --discard--> discarded   v  |                 |
+ *                                      reserved ---commit------+
+ *
+ * Rows are never deleted, only their key bytes (tombstones): a block id that was once in the
+ * store can never be inserted again, so no block is handed out twice, even if the QKD source
+ * repeats an id. Every transition is one SQLite transaction committed with fsync before the
+ * function returns, which is what makes kill -9 safe: take/commit mark the block delivered
+ * *before* the caller gets or sends its bytes.
+ */
+#ifndef KMS_STORE_H
+#define KMS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define STORE_SCHEMA_VERSION 1
+#define STORE_BLOCK_MAX 65536
+
+enum block_state {
+	BS_FRESH = 0,
+	BS_LOCKED = 1,
+	BS_VERIFIED = 2,
+	BS_RESERVED = 3,
+	BS_DELIVERED = 4,
+	BS_CONSUMED = 5,
+	BS_DISCARDED = 6,
+	__BS_LAST
+};
+
+enum discard_reason { DISCARD_MISMATCH, DISCARD_ORPHAN };
+
+struct store;
+
+struct store_link_stats {
+	uint64_t blocks[__BS_LAST];	/* rows per state */
+	uint64_t bytes[__BS_LAST];	/* key bytes held per state (0 for tombstones) */
+	uint64_t verified_total;	/* blocks ever verified */
+	uint64_t mismatched_total;	/* blocks ever discarded for a tag mismatch */
+	uint64_t orphaned_total;	/* blocks discarded because the peer never had them */
+};
+
+struct store_block {
+	uint64_t id;
+	uint32_t len;
+	uint8_t key[STORE_BLOCK_MAX];
+};
+
+const char *block_state_name(int state);
+
+struct store *store_open(const char *path, char *err, size_t errlen);
+void store_close(struct store *st);
+const char *store_errmsg(struct store *st);
+
+/* Startup recovery: locks of a dead round go back to fresh, reservations to verified. */
+int store_recover(struct store *st);
+
+/* Batch several operations in one transaction (one fsync). Not nestable. */
+int store_begin(struct store *st);
+int store_commit(struct store *st);
+void store_rollback(struct store *st);
+
+/* Adds a fresh block. Returns 0 added, 1 if the id was ever known (ignored), -1 error. */
+int store_add_fresh(struct store *st, const char *link, uint64_t id, const uint8_t *raw,
+		    size_t len, int64_t now_ms);
+/* Locks up to max fresh blocks created before now_ms - min_age_ms, oldest first. */
+int store_lock_fresh(struct store *st, const char *link, size_t max, uint64_t txid,
+		     int64_t now_ms, int64_t min_age_ms, int64_t lock_until_ms, uint64_t *ids,
+		     size_t *n);
+/*
+ * Reads a block's state, bytes (if any, into key, which must hold STORE_BLOCK_MAX) and tag.
+ * Returns 0 found, 1 not found, -1 error. key may be NULL.
+ */
+int store_get(struct store *st, const char *link, uint64_t id, int *state, uint8_t *key,
+	      size_t *len, uint8_t *tag, int *has_tag);
+/* fresh/locked -> verified; the first strip bytes (used for the tag) are wiped. 0 or -1. */
+int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t *tag,
+		 size_t taglen, size_t strip);
+/* fresh/locked -> discarded (tombstone, bytes wiped), counted under reason. 0 or -1. */
+int store_discard(struct store *st, const char *link, uint64_t id, enum discard_reason why,
+		  const uint8_t *tag, size_t taglen);
+/* locked(txid) -> fresh. txid 0: all locks of link. Returns rows changed or -1. */
+int store_unlock(struct store *st, const char *link, uint64_t txid);
+/* Locks whose lock_until passed go back to fresh. Returns rows changed or -1. */
+int store_release_expired(struct store *st, int64_t now_ms);
+/* Fresh blocks created before older_than_ms are discarded as orphans. Rows or -1. */
+int store_purge_stale(struct store *st, const char *link, int64_t older_than_ms);
+
+/* Key use (the API key distribution and relaying build on). */
+/*
+ * Atomically moves verified blocks of link, oldest first, to delivered until at least
+ * min_bytes are taken or max blocks, and returns them. Committed before return: if the
+ * process dies afterwards the blocks are lost, never reused.
+ */
+int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
+	       size_t max, size_t *n);
+/* verified -> reserved(resv) for up to max blocks; bytes returned. Not yet handed out. */
+int store_reserve(struct store *st, const char *link, uint64_t resv, size_t max,
+		  struct store_block *out, size_t *n);
+/* reserved(resv) -> delivered (before the bytes leave the process). Rows or -1. */
+int store_commit_reserved(struct store *st, uint64_t resv);
+/* reserved(resv) -> verified (the bytes never left the process). Rows or -1. */
+int store_release_reserved(struct store *st, uint64_t resv);
+/* delivered -> consumed, key bytes wiped. Returns 0, 1 if not delivered, -1 error. */
+int store_consume(struct store *st, const char *link, uint64_t id);
+
+int store_link_stats(struct store *st, const char *link, struct store_link_stats *s);
+
+#endif

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests of the peer message codec: round trips and every rejection path. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "codec.h"
+
+static struct msg in, out;
+static uint8_t buf[MSG_HDR_LEN + MSG_MAX_PAYLOAD];
+
+static void roundtrip(const struct msg *m, long expect_len)
+{
+	size_t used = 0;
+	long n = codec_encode(m, buf, sizeof(buf));
+
+	assert_int_equal(n, expect_len);
+	memset(&out, 0xa5, sizeof(out));
+	assert_int_equal(codec_decode(buf, n, &out, &used), CODEC_OK);
+	assert_int_equal(used, n);
+	assert_int_equal(out.type, m->type);
+	/* every shorter prefix is incomplete, never accepted nor an error */
+	for (long i = 1; i < n; i++)
+		assert_int_equal(codec_decode(buf, i, &out, &used), CODEC_SHORT);
+	assert_int_equal(codec_decode(buf, n, &out, &used), CODEC_OK);
+}
+
+static void test_hello_roundtrip(void **state)
+{
+	in.type = MSG_HELLO;
+	strcpy(in.hello.node_id, "kms-a.example_1");
+	roundtrip(&in, MSG_HDR_LEN + 1 + 15);
+	assert_string_equal(out.hello.node_id, "kms-a.example_1");
+	/* the exact wire bytes: version 1, type 1, reserved 0, length 16 */
+	assert_memory_equal(buf, "\x01\x01\x00\x00\x00\x00\x00\x10\x0f" "kms-a", 14);
+}
+
+static void test_keepalive_roundtrip(void **state)
+{
+	in.type = MSG_KEEPALIVE;
+	in.keepalive.nonce = 0x0102030405060708ULL;
+	roundtrip(&in, MSG_HDR_LEN + 8);
+	assert_true(out.keepalive.nonce == 0x0102030405060708ULL);
+	assert_memory_equal(buf + MSG_HDR_LEN, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+}
+
+static void test_verify_req_roundtrip(void **state)
+{
+	in.type = MSG_VERIFY_REQ;
+	in.vreq.txid = UINT64_MAX;
+	in.vreq.count = MSG_MAX_BLOCKS;
+	for (int i = 0; i < MSG_MAX_BLOCKS; i++) {
+		in.vreq.blocks[i].id = (uint64_t)i << 40 | i;
+		in.vreq.blocks[i].len = 4096 + i;
+		memset(in.vreq.blocks[i].tag, i, KMS_TAG_LEN);
+	}
+	roundtrip(&in, MSG_HDR_LEN + 10 + MSG_MAX_BLOCKS * 44);
+	assert_true(out.vreq.txid == UINT64_MAX);
+	assert_int_equal(out.vreq.count, MSG_MAX_BLOCKS);
+	for (int i = 0; i < MSG_MAX_BLOCKS; i++) {
+		assert_true(out.vreq.blocks[i].id == ((uint64_t)i << 40 | i));
+		assert_int_equal(out.vreq.blocks[i].len, 4096 + i);
+		assert_memory_equal(out.vreq.blocks[i].tag, in.vreq.blocks[i].tag, KMS_TAG_LEN);
+	}
+}
+
+static void test_verify_resp_roundtrip(void **state)
+{
+	in.type = MSG_VERIFY_RESP;
+	in.vresp.txid = 77;
+	in.vresp.count = 3;
+	for (int i = 0; i < 3; i++) {
+		in.vresp.blocks[i].id = 1000 + i;
+		in.vresp.blocks[i].status = i;
+	}
+	roundtrip(&in, MSG_HDR_LEN + 10 + 27);
+	for (int i = 0; i < 3; i++) {
+		assert_true(out.vresp.blocks[i].id == (uint64_t)(1000 + i));
+		assert_int_equal(out.vresp.blocks[i].status, i);
+	}
+}
+
+static void test_header_rejects(void **state)
+{
+	uint8_t h[MSG_HDR_LEN] = { 1, MSG_KEEPALIVE, 0, 0, 0, 0, 0, 8 };
+	uint8_t type;
+	uint32_t plen;
+
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_OK);
+	assert_int_equal(plen, 8);
+	h[0] = 2;	/* version is judged from the first byte alone */
+	assert_int_equal(codec_decode_header(h, 1, &type, &plen), CODEC_EVERSION);
+	h[0] = 0;
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_EVERSION);
+	h[0] = 1;
+	h[3] = 1;
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_ERESERVED);
+	h[3] = 0;
+	h[5] = 1;	/* 65544 > MSG_MAX_PAYLOAD */
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_ETOOBIG);
+	h[5] = 0;
+	h[1] = 0;
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_ETYPE);
+	h[1] = __MSG_LAST;
+	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_ETYPE);
+}
+
+static void test_payload_rejects(void **state)
+{
+	uint8_t p[64] = { 0 };
+
+	/* hello: length byte disagrees with the payload, empty id, invalid characters */
+	p[0] = 3;
+	memcpy(p + 1, "abc", 3);
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 4, &out), CODEC_OK);
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 5, &out), CODEC_ELENGTH);
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 3, &out), CODEC_ELENGTH);
+	p[2] = '/';
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 4, &out), CODEC_EFIELD);
+	p[0] = 0;
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 1, &out), CODEC_EFIELD);
+	assert_int_equal(codec_decode_payload(MSG_HELLO, p, 0, &out), CODEC_ELENGTH);
+	/* keepalive is exactly 8 bytes */
+	assert_int_equal(codec_decode_payload(MSG_KEEPALIVE, p, 7, &out), CODEC_ELENGTH);
+	assert_int_equal(codec_decode_payload(MSG_KEEPALIVE, p, 9, &out), CODEC_ELENGTH);
+	/* verify-req: zero count, count larger than the payload */
+	memset(p, 0, sizeof(p));
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_REQ, p, 10, &out), CODEC_EFIELD);
+	p[9] = 1;
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_REQ, p, 10, &out), CODEC_ELENGTH);
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_REQ, p, 54, &out), CODEC_OK);
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_REQ, p, 55, &out), CODEC_ELENGTH);
+	/* verify-resp: unknown status */
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_RESP, p, 19, &out), CODEC_OK);
+	p[18] = __VERIFY_LAST;
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_RESP, p, 19, &out), CODEC_EFIELD);
+	p[8] = 0x04;	/* count 1025 */
+	p[9] = 0x01;
+	assert_int_equal(codec_decode_payload(MSG_VERIFY_RESP, p, 19, &out), CODEC_EFIELD);
+}
+
+static void test_encode_rejects(void **state)
+{
+	in.type = MSG_HELLO;
+	strcpy(in.hello.node_id, "bad id");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.type = MSG_VERIFY_REQ;
+	in.vreq.count = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.vreq.count = 2;
+	assert_int_equal(codec_encode(&in, buf, MSG_HDR_LEN + 10 + 44), -1);
+	in.type = 99;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+}
+
+static void test_stream_of_frames(void **state)
+{
+	size_t used, off = 0, total = 0;
+	long n;
+
+	in.type = MSG_KEEPALIVE;
+	for (int i = 0; i < 3; i++) {
+		in.keepalive.nonce = i;
+		n = codec_encode(&in, buf + total, sizeof(buf) - total);
+		assert_true(n > 0);
+		total += n;
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(codec_decode(buf + off, total - off, &out, &used), CODEC_OK);
+		assert_true(out.keepalive.nonce == (uint64_t)i);
+		off += used;
+	}
+	assert_int_equal(off, total);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hello_roundtrip),
+		cmocka_unit_test(test_keepalive_roundtrip),
+		cmocka_unit_test(test_verify_req_roundtrip),
+		cmocka_unit_test(test_verify_resp_roundtrip),
+		cmocka_unit_test(test_header_rejects),
+		cmocka_unit_test(test_payload_rejects),
+		cmocka_unit_test(test_encode_rejects),
+		cmocka_unit_test(test_stream_of_frames),
+	};
+
+	return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
+}

@@ -1,0 +1,144 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests of the kmsd.conf parser: a full file, and exact error messages. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "config.h"
+
+static struct kms_config cf;
+static char err[512];
+
+#define BASE "node kms-a\nlisten 127.0.0.1:7000\ntls-cert /p/a.crt\ntls-key /p/a.key\n" \
+	"tls-ca /p/ca.crt\nstore /var/lib/kmsd/a.db\n"
+
+static int parse(const char *text)
+{
+	err[0] = '\0';
+	return config_parse(&cf, "t.conf", text, strlen(text), err, sizeof(err));
+}
+
+static void test_full(void **state)
+{
+	const char *t = "# kmsd test\n" BASE
+		"control /run/k.sock   # trailing comment\n"
+		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\n"
+		"keepalive 2\nlink-max-bytes 1048576\n"
+		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a\n"
+		"neighbor kms-c qkd-sim tcp:[::1]:9000 end b\n";
+
+	assert_int_equal(parse(t), 0);
+	assert_string_equal(cf.node_id, "kms-a");
+	assert_string_equal(cf.listen, "127.0.0.1:7000");
+	assert_string_equal(cf.store, "/var/lib/kmsd/a.db");
+	assert_string_equal(cf.control, "/run/k.sock");
+	assert_int_equal(cf.round_blocks, 128);
+	assert_int_equal(cf.round_interval_ms, 50);
+	assert_int_equal(cf.lock_timeout_ms, 2000);
+	assert_int_equal(cf.keepalive_s, 2);
+	assert_true(cf.link_max_bytes == 1048576);
+	assert_int_equal(cf.n_nb, 2);
+	assert_string_equal(cf.nb[0].id, "kms-b");
+	assert_string_equal(cf.nb[0].address, "127.0.0.1:7001");
+	assert_int_equal(cf.nb[0].qkd_backend, QKD_BACKEND_SIM);
+	assert_string_equal(cf.nb[0].qkd_spec, "unix:/run/ab.sock");
+	assert_int_equal(cf.nb[0].qkd_end, 'a');
+	assert_string_equal(cf.nb[1].address, "");
+	assert_int_equal(cf.nb[1].qkd_end, 'b');
+	assert_ptr_equal(config_find_neighbour(&cf, "kms-c"), &cf.nb[1]);
+	assert_null(config_find_neighbour(&cf, "kms-d"));
+}
+
+static void test_defaults(void **state)
+{
+	assert_int_equal(parse(BASE), 0);
+	assert_int_equal(cf.round_blocks, 64);
+	assert_int_equal(cf.n_nb, 0);
+	assert_string_equal(cf.control, "/run/kmsd/kmsd.sock");
+}
+
+static void test_errors(void **state)
+{
+	static const struct { const char *text, *msg; } cases[] = {
+		{ BASE "frobnicate 1\n", "t.conf:7: unknown directive: `frobnicate'" },
+		{ "node kms a\n", "t.conf:1: directive takes exactly one value: `node'" },
+		{ "node kms/a\n", "t.conf:1: invalid node id: `kms/a'" },
+		{ "listen 127.0.0.1:70000\n", "t.conf:1: listen address is not host:port: `127.0.0.1:70000'" },
+		{ "listen ::1:7000\n", "t.conf:1: listen address is not host:port: `::1:7000'" },
+		{ "\n\nstore db.sqlite\n", "t.conf:3: store must be an absolute path: `db.sqlite'" },
+		{ "round-blocks 0\n", "t.conf:1: round-blocks out of range [1, 1024]: `0'" },
+		{ "round-blocks 12x\n", "t.conf:1: round-blocks is not a number: `12x'" },
+		{ "round-blocks -1\n", "t.conf:1: round-blocks is not a number: `-1'" },
+		{ "keepalive 99999999999999999999999\n", "t.conf:1: keepalive is not a number: `99999999999999999999999'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end a\nneighbour kms-b qkd-sim unix:/s end b\n",
+		  "t.conf:8: duplicate neighbour: `kms-b'" },
+		{ BASE "neighbour kms-b address 1.2.3.4:5\n",
+		  "t.conf:7: neighbour has no QKD link source (qkd-sim): `kms-b'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s\n",
+		  "t.conf:7: neighbour needs `end a' or `end b' for qkd-sim: `kms-b'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end c\n", "t.conf:7: end must be a or b: `c'" },
+		{ BASE "neighbour kms-b qkd-sim file:/s end a\n",
+		  "t.conf:7: qkd-sim source must be unix:/path or tcp:host:port: `file:/s'" },
+		{ BASE "neighbour kms-b colour blue\n", "t.conf:7: unknown neighbour option: `colour'" },
+		{ BASE "neighbour kms-b address\n", "t.conf:7: neighbour option needs a value: `address'" },
+		{ BASE "neighbour kms-a qkd-sim unix:/s end a\n", "t.conf: node is its own neighbour: `kms-a'" },
+		{ "listen 127.0.0.1:1\n", "t.conf: missing required directive: `node'" },
+		{ "node x\nlisten 127.0.0.1:1\ntls-cert /c\n",
+		  "t.conf: missing required directive: `tls-cert, tls-key and tls-ca'" },
+		{ "node x\x01y\n", "t.conf:1: control character in word: `x\x01y'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(cases[i].text), -1);
+		assert_string_equal(err, cases[i].msg);
+	}
+}
+
+static void test_limits(void **state)
+{
+	static char big[4096];
+
+	memset(big, 'x', 2000);
+	memcpy(big, "node ", 5);
+	big[2000] = '\n';
+	assert_int_equal(parse(big), -1);
+	assert_non_null(strstr(err, "t.conf:1: line longer than 1024 bytes"));
+	assert_int_equal(config_parse(&cf, "t.conf", "node a\0b\n", 9, err, sizeof(err)), -1);
+	assert_string_equal(err, "t.conf:1: NUL byte in line: `\\0'");
+	/* no trailing newline is fine */
+	assert_int_equal(parse(BASE "keepalive 3"), 0);
+	assert_int_equal(cf.keepalive_s, 3);
+}
+
+static void test_split_addr(void **state)
+{
+	char host[64];
+	unsigned port;
+
+	assert_int_equal(config_split_addr("[::1]:80", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 80);
+	assert_int_equal(config_split_addr("h:65535", host, sizeof(host), &port), 0);
+	assert_int_equal(config_split_addr("h:0", host, sizeof(host), &port), -1);
+	assert_int_equal(config_split_addr(":80", host, sizeof(host), &port), -1);
+	assert_int_equal(config_split_addr("h:", host, sizeof(host), &port), -1);
+	assert_int_equal(config_split_addr("h:+80", host, sizeof(host), &port), -1);
+	assert_int_equal(config_split_addr("[::1]80", host, sizeof(host), &port), -1);
+	assert_int_equal(config_split_addr("h", host, sizeof(host), &port), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_full),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_split_addr),
+	};
+
+	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Unit tests of the key store state machine, including reopen after a simulated crash. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+struct fx {
+	char dir[64];
+	char path[96];
+	struct store *st;
+	struct store_block *out;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char err[256];
+
+	strcpy(f->dir, "/tmp/store_test.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/k.db", f->dir);
+	f->st = store_open(f->path, err, sizeof(err));
+	f->out = calloc(16, sizeof(*f->out));
+	*state = f;
+	if (!f->st || !f->out) {
+		fprintf(stderr, "setup: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char cmd[128];
+
+	store_close(f->st);
+	free(f->out);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+	if (system(cmd) != 0)
+		return -1;
+	free(f);
+	return 0;
+}
+
+static void add(struct store *st, const char *link, uint64_t id, uint8_t fill, size_t len,
+		int64_t now)
+{
+	uint8_t raw[256];
+
+	memset(raw, fill, sizeof(raw));
+	raw[0] = (uint8_t)id;
+	assert_int_equal(store_add_fresh(st, link, id, raw, len, now), 0);
+}
+
+static void test_add_lock_verify(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[STORE_BLOCK_MAX], tag[32] = { 7 }, t2[32];
+	uint64_t ids[8];
+	size_t n, len;
+	int st, has_tag;
+
+	for (uint64_t i = 1; i <= 5; i++)
+		add(f->st, "b", i, 0x40 + i, 128, 1000 + i);
+	/* the same id again, even with other bytes, is ignored */
+	assert_int_equal(store_add_fresh(f->st, "b", 3, key, 100, 2000), 1);
+	/* min age: only blocks created at or before now - min_age */
+	assert_int_equal(store_lock_fresh(f->st, "b", 8, 42, 1103, 100, 9999, ids, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(ids[0] == 1 && ids[1] == 2 && ids[2] == 3);
+	assert_int_equal(store_get(f->st, "b", 2, &st, key, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_LOCKED);
+	assert_int_equal(len, 128);
+	/* locked blocks are not locked again */
+	assert_int_equal(store_lock_fresh(f->st, "b", 8, 43, 1103, 100, 9999, ids, &n), 0);
+	assert_int_equal(n, 0);
+	/* verify strips the tag material: 128 - 64 bytes remain, the tail of the raw block */
+	assert_int_equal(store_verify(f->st, "b", 2, tag, 32, 64), 0);
+	assert_int_equal(store_get(f->st, "b", 2, &st, key, &len, t2, &has_tag), 0);
+	assert_int_equal(st, BS_VERIFIED);
+	assert_int_equal(len, 64);
+	assert_int_equal(key[0], 0x42);
+	assert_true(has_tag);
+	assert_memory_equal(t2, tag, 32);
+	/* verifying twice is refused */
+	assert_int_equal(store_verify(f->st, "b", 2, tag, 32, 64), -1);
+	/* unlock of round 42 frees the two others */
+	assert_int_equal(store_unlock(f->st, "b", 42), 2);
+	assert_int_equal(store_get(f->st, "b", 1, &st, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(st, BS_FRESH);
+	assert_int_equal(store_get(f->st, "b", 99, &st, NULL, NULL, NULL, NULL), 1);
+	/* another link is a separate namespace */
+	add(f->st, "c", 2, 1, 128, 0);
+}
+
+static void test_discard_counts(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats s;
+	uint8_t tag[32] = { 0 };
+	size_t len;
+	int st;
+
+	for (uint64_t i = 1; i <= 4; i++)
+		add(f->st, "b", i, 1, 200, 10);
+	assert_int_equal(store_verify(f->st, "b", 1, tag, 32, 64), 0);
+	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), 0);
+	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), -1);
+	assert_int_equal(store_discard(f->st, "b", 1, DISCARD_MISMATCH, tag, 32), -1);
+	assert_int_equal(store_purge_stale(f->st, "b", 11), 2);
+	assert_int_equal(store_get(f->st, "b", 2, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_DISCARDED);
+	assert_int_equal(len, 0);
+	/* a discarded id can never come back */
+	assert_int_equal(store_add_fresh(f->st, "b", 2, tag, 32, 20), 1);
+	assert_int_equal(store_link_stats(f->st, "b", &s), 0);
+	assert_true(s.blocks[BS_VERIFIED] == 1 && s.bytes[BS_VERIFIED] == 136);
+	assert_true(s.blocks[BS_DISCARDED] == 3 && s.bytes[BS_DISCARDED] == 0);
+	assert_true(s.verified_total == 1 && s.mismatched_total == 1 && s.orphaned_total == 2);
+}
+
+static void verify_all(struct store *st, const char *link, uint64_t lo, uint64_t hi)
+{
+	uint8_t tag[32] = { 0 };
+
+	for (uint64_t i = lo; i <= hi; i++)
+		assert_int_equal(store_verify(st, link, i, tag, 32, 64), 0);
+}
+
+static void test_take_once(void **state)
+{
+	struct fx *f = *state;
+	uint64_t seen[16] = { 0 };
+	size_t n, total = 0;
+	int st;
+
+	for (uint64_t i = 1; i <= 10; i++)
+		add(f->st, "b", i, 0x10 + i, 164, 0);	/* 100 key bytes once verified */
+	verify_all(f->st, "b", 1, 10);
+	/* at least 250 bytes: three blocks */
+	assert_int_equal(store_take(f->st, "b", 250, f->out, 16, &n), 0);
+	assert_int_equal(n, 3);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(f->out[i].len, 100);
+		assert_int_equal(f->out[i].key[1], 0x10 + f->out[i].id);
+		seen[f->out[i].id]++;
+	}
+	while (store_take(f->st, "b", 1, f->out, 16, &n) == 0 && n > 0) {
+		for (size_t i = 0; i < n; i++)
+			seen[f->out[i].id]++;
+		total += n;
+	}
+	assert_int_equal(total, 7);
+	for (int i = 1; i <= 10; i++)
+		assert_int_equal(seen[i], 1);
+	assert_int_equal(store_consume(f->st, "b", 4), 0);
+	assert_int_equal(store_consume(f->st, "b", 4), 1);
+	assert_int_equal(store_get(f->st, "b", 4, &st, NULL, &n, NULL, NULL), 0);
+	assert_int_equal(st, BS_CONSUMED);
+	assert_int_equal(n, 0);
+	/* take refuses to run inside an open transaction: it must commit before returning */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_take(f->st, "b", 1, f->out, 16, &n), -1);
+	store_rollback(f->st);
+}
+
+static void test_reserve(void **state)
+{
+	struct fx *f = *state;
+	size_t n;
+	int st;
+
+	for (uint64_t i = 1; i <= 4; i++)
+		add(f->st, "b", i, 2, 100, 0);
+	verify_all(f->st, "b", 1, 4);
+	assert_int_equal(store_reserve(f->st, "b", 7, 2, f->out, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(f->out[0].id == 1 && f->out[1].id == 2);
+	assert_int_equal(store_release_reserved(f->st, 7), 2);
+	assert_int_equal(store_reserve(f->st, "b", 8, 3, f->out, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_commit_reserved(f->st, 8), 3);
+	assert_int_equal(store_release_reserved(f->st, 8), 0);
+	assert_int_equal(store_get(f->st, "b", 3, &st, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(st, BS_DELIVERED);
+	assert_int_equal(store_take(f->st, "b", 1000, f->out, 16, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(f->out[0].id == 4);
+}
+
+/* Reopen the file as a restarted daemon would: nothing verified lost, nothing handed twice. */
+static void test_reopen_recover(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats s;
+	uint64_t ids[4];
+	char err[256];
+	size_t n;
+	int st;
+
+	for (uint64_t i = 1; i <= 6; i++)
+		add(f->st, "b", i, 3, 100, 0);
+	verify_all(f->st, "b", 1, 4);
+	assert_int_equal(store_take(f->st, "b", 1, f->out, 1, &n), 0);		/* 1 delivered */
+	assert_int_equal(store_reserve(f->st, "b", 5, 1, f->out, &n), 0);	/* 2 reserved */
+	assert_int_equal(store_lock_fresh(f->st, "b", 4, 9, 0, 0, 10, ids, &n), 0);	/* 5, 6 */
+	assert_int_equal(n, 2);
+	/* an uncommitted transaction is lost with the process */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_verify(f->st, "b", 5, (uint8_t *)"x", 1, 64), 0);
+	store_close(f->st);
+
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_recover(f->st), 0);
+	assert_int_equal(store_link_stats(f->st, "b", &s), 0);
+	assert_true(s.blocks[BS_FRESH] == 2 && s.blocks[BS_VERIFIED] == 3);
+	assert_true(s.blocks[BS_DELIVERED] == 1 && s.blocks[BS_LOCKED] == 0);
+	assert_true(s.verified_total == 4);
+	assert_int_equal(store_get(f->st, "b", 1, &st, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(st, BS_DELIVERED);
+	assert_int_equal(store_take(f->st, "b", 10000, f->out, 16, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(f->out[0].id == 2 && f->out[1].id == 3 && f->out[2].id == 4);
+}
+
+static void test_release_expired(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ids[4];
+	size_t n;
+
+	add(f->st, "b", 1, 1, 100, 0);
+	add(f->st, "c", 1, 1, 100, 0);
+	assert_int_equal(store_lock_fresh(f->st, "b", 4, 1, 0, 0, 500, ids, &n), 0);
+	assert_int_equal(store_lock_fresh(f->st, "c", 4, 1, 0, 0, 900, ids, &n), 0);
+	assert_int_equal(store_release_expired(f->st, 499), 0);
+	assert_int_equal(store_release_expired(f->st, 501), 1);
+	assert_int_equal(store_release_expired(f->st, 1000), 1);
+}
+
+static void test_schema_version(void **state)
+{
+	struct fx *f = *state;
+	char err[256], cmd[256];
+
+	store_close(f->st);
+	f->st = NULL;
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'PRAGMA user_version=9' >/dev/null", f->path);
+	if (system(cmd) != 0)
+		skip();
+	assert_null(store_open(f->path, err, sizeof(err)));
+	assert_non_null(strstr(err, "unsupported store schema version: `9'"));
+	f->st = store_open("/nonexistent/dir/x.db", err, sizeof(err));
+	assert_null(f->st);
+	assert_non_null(strstr(err, "/nonexistent/dir/x.db"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_add_lock_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_recover, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_release_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
