@@ -1,10 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Datapath entry points called by the control plane, and the netfilter hooks.
+ * The netfilter hooks: which segments are ours, and what happens to them.
  *
- * First version: registers the hooks for the configured mode and fails closed: every TCP
- * segment on a protected port toward or from a configured peer is dropped and counted as
- * QOTP_STAT_DROP_NO_KEY, everything else passes untouched. Encryption follows.
+ * A segment is ours when it is TCP, one of its ports is protected, and its destination
+ * (toward a peer: encrypt) or else its source (from a peer: decrypt) lies in a peer's
+ * prefixes. Everything else is returned untouched before any write.
+ *
+ * Hook points and priorities (the same for IPv4 and IPv6):
+ *   gateway:  FORWARD                 at INT_MAX - 1
+ *   endpoint: LOCAL_OUT and LOCAL_IN  at INT_MAX - 1
+ * Last but one, so that conntrack, NAT and the filter tables have all seen the segment as
+ * the hosts see it (plaintext on our side, addresses after DNAT on output) and a rule can
+ * drop a segment before it costs key; and before conntrack's confirm at INT_MAX in
+ * LOCAL_IN, so a segment we drop leaves no confirmed entry. Nothing we change matters to
+ * conntrack: sequence space, lengths of payload and ports stay the same, only the TCP
+ * header grows by our option. Being last also makes it sound to hand GSO segments
+ * straight to the hook's okfn (segment_and_send()): no later hook is skipped.
+ *
+ * Encrypt (toward the peer): key for new bytes is reserved from the peer's encrypt ring
+ * in stream order (flow.c), the descriptor option announcing it is appended to the TCP
+ * header, the payload is XORed (xor.c, never in shared memory), and the checksum is left
+ * to the output path (csum.c). No key: drop, count, event; never plaintext.
+ * Decrypt (from the peer): the descriptor names the key; the payload is XORed back; the
+ * option stays (TCP ignores an unknown experimental option). No or bad descriptor, or
+ * unknown key: drop and count.
+ * Both directions: ACKs release the key of acknowledged bytes (flow.c); a SYN or SYN-ACK
+ * arriving from the peer side has its MSS lowered by the option space, so that segments
+ * our side sends still fit the path once they carry the option.
  */
 #include <linux/module.h>
 #include <linux/netfilter.h>
@@ -14,101 +36,473 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/slab.h>
+#include <net/ip.h>
 #include <net/ipv6.h>
+#include <net/tcp.h>
+#include <kunit/visibility.h>
 
 #include "qotp.h"
+#include "keyring.h"
 #include "hooks.h"
+#include "flow.h"
+#include "descriptor.h"
+#include "xor.h"
+#include "csum.h"
 
-struct qotp_flow_table {
-	struct mutex lock;	/* serialises mode changes */
-	u32 mode;
-	/* nf_unregister_net_hooks() matches registrations by address: keep ours here. */
-	struct nf_hook_ops gw_ops[2];
-	struct nf_hook_ops ep_ops[4];
+#define QOTP_HOOK_PRI	(INT_MAX - 1)
+
+/* What the hook learnt of a segment. Offsets are from skb->data (the network header). */
+struct seg {
+	u8 pf;
+	enum qotp_dir dir;
+	unsigned int thoff;
+	unsigned int hdrlen;	/* network + TCP header */
+	struct qotp_flow_key key;
 };
 
-static unsigned int qotp_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
-{
-	struct qotp_net *qn = priv;
-	struct qotp_peer *peer = NULL;
-	struct tcphdr _th;
-	const struct tcphdr *th;
-	unsigned int thoff;
-	bool out = state->hook == NF_INET_LOCAL_OUT || state->hook == NF_INET_FORWARD;
+enum verdict { V_ACCEPT, V_DROP, V_SEGMENT };
 
-	if (state->pf == NFPROTO_IPV4) {
+int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
+		     unsigned int olen, u8 pf)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	unsigned int hdrlen = thoff + th->doff * 4;
+
+	if (th->doff * 4 + olen > 60 || olen % 4)
+		return -E2BIG;
+	if (skb_cow_head(skb, olen))
+		return -ENOMEM;
+	/* Move the IP and TCP headers down by olen and put the option where they ended:
+	 * the payload stays where it is, shared or not. */
+	skb_push(skb, olen);
+	memmove(skb->data, skb->data + olen, hdrlen);
+	skb->network_header -= olen;
+	skb->transport_header -= olen;
+	th = (struct tcphdr *)(skb->data + thoff);
+	memcpy(skb->data + hdrlen, opt, olen);
+	th->doff += olen / 4;
+	if (pf == NFPROTO_IPV4) {
+		struct iphdr *iph = ip_hdr(skb);
+
+		iph->tot_len = htons(ntohs(iph->tot_len) + olen);
+		ip_send_check(iph);
+	} else {
+		struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		ip6h->payload_len = htons(ntohs(ip6h->payload_len) + olen);
+	}
+	return 0;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_tcp_add_opt);
+
+bool qotp_tcp_clamp_mss(struct sk_buff *skb, unsigned int thoff)
+{
+	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
+	u8 *opt = (u8 *)(th + 1);
+	unsigned int len = th->doff * 4 - sizeof(*th), i = 0;
+
+	while (i < len) {
+		u8 olen;
+
+		if (opt[i] == TCPOPT_EOL)
+			break;
+		if (opt[i] == TCPOPT_NOP) {
+			i++;
+			continue;
+		}
+		if (len - i < 2 || opt[i + 1] < 2 || opt[i + 1] > len - i)
+			break;
+		olen = opt[i + 1];
+		if (opt[i] == TCPOPT_MSS && olen == TCPOLEN_MSS) {
+			u16 mss = get_unaligned_be16(opt + i + 2);
+			u16 floor = TCP_MSS_DEFAULT - QOTP_OPT_SPACE;
+
+			if (mss <= floor)
+				return false;
+			put_unaligned_be16(max_t(u16, mss - QOTP_OPT_SPACE, floor), opt + i + 2);
+			return true;
+		}
+		i += olen;
+	}
+	return false;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_tcp_clamp_mss);
+
+static void count(struct qotp_peer *peer, enum qotp_stat s)
+{
+	qotp_stat_add(peer, s, 1);
+}
+
+static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
+			    u32 seq, u32 plen)
+{
+	struct qotp_peer *peer = f->peer;
+	struct qotp_ring *ring = peer->ring[QOTP_DIR_ENCRYPT];
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	u8 opt[QOTP_OPT_SPACE];
+	int olen, err;
+
+	err = qotp_flow_enc_map(f, ring, seq, plen, &d, pc);
+	switch (err) {
+	case 0:
+		break;
+	case -ENOKEY:
+		count(peer, QOTP_STAT_DROP_NO_KEY);
+		if (ring)
+			qotp_ring_key_empty(ring);
+		return V_DROP;
+	case -E2BIG:
+		if (skb_is_gso(skb))
+			return V_SEGMENT;
+		fallthrough;
+	case -ESTALE:
+	case -ERANGE:
+	case -ENOSPC:
+		count(peer, QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	default:
+		count(peer, QOTP_STAT_DROP_NOMEM);
+		return V_DROP;
+	}
+	olen = qotp_desc_encode(&d, opt, sizeof(opt));
+	if (olen < 0) {
+		count(peer, QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	}
+	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO. */
+	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + olen > IP_MAX_MTU)
+		return V_SEGMENT;
+	err = qotp_tcp_add_opt(skb, sg->thoff, opt, olen, sg->pf);
+	if (err) {
+		count(peer, err == -E2BIG ? QOTP_STAT_DROP_OTHER : QOTP_STAT_DROP_NOMEM);
+		return V_DROP;
+	}
+	err = qotp_xor_skb(skb, sg->hdrlen + olen, plen, pc, d.n);
+	if (err) {
+		count(peer, QOTP_STAT_DROP_NOMEM);
+		return V_DROP;
+	}
+	qotp_csum_partial(skb, sg->thoff, sg->pf);
+	if (!f->enc.sent_valid || after(seq + plen, f->enc.sent)) {
+		f->enc.sent = seq + plen;
+		f->enc.sent_valid = true;
+	}
+	qotp_stat_add(peer, QOTP_STAT_ENC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
+	qotp_stat_add(peer, QOTP_STAT_ENC_BYTES, plen);
+	return V_ACCEPT;
+}
+
+static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
+			    u32 seq, u32 plen)
+{
+	struct qotp_peer *peer = f->peer;
+	struct qotp_ring *ring = peer->ring[QOTP_DIR_DECRYPT];
+	const struct tcphdr *th = (const struct tcphdr *)(skb->data + sg->thoff);
+	struct qotp_key_ref ref[2] = {};
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	u32 x0 = seq, end = seq + plen, b;
+	unsigned int np = 0, i;
+	u32 skip;
+	int err;
+
+	err = qotp_desc_parse((const u8 *)(th + 1), th->doff * 4 - sizeof(*th), &d);
+	if (err) {
+		count(peer, err == -ENOENT ? QOTP_STAT_DROP_NO_DESC : QOTP_STAT_DROP_BAD_DESC);
+		return V_DROP;
+	}
+	if (f->dec.rel_valid && before(x0, f->dec.rel)) {
+		/* Our side has these bytes already and their key is gone: let the duplicate
+		 * through as it is, the receiver drops it (and re-ACKs, which the sender may
+		 * need). Decrypt only what is new. */
+		if (!after(end, f->dec.rel))
+			return V_ACCEPT;
+		x0 = f->dec.rel;
+	}
+	skip = x0 - seq;
+	i = qotp_desc_pick(&d, x0);
+	if (before(x0, d.run[i].seq)) {
+		count(peer, QOTP_STAT_DROP_BAD_DESC);
+		return V_DROP;
+	}
+	while (x0 != end) {
+		struct qotp_run *r = &d.run[i];
+
+		b = (i == 0 && d.n == 2 && before(d.run[1].seq, end)) ? d.run[1].seq : end;
+		err = ring ? qotp_ring_lookup(ring, r->blk, r->off + (x0 - r->seq), b - x0,
+					      &ref[np]) : -ENOKEY;
+		if (err)
+			goto fail;
+		pc[np].key = ref[np].key;
+		pc[np].len = b - x0;
+		np++;
+		x0 = b;
+		i++;
+	}
+	if (skb_ensure_writable(skb, sg->hdrlen)) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	err = qotp_xor_skb(skb, sg->hdrlen + skip, plen - skip, pc, np);
+	for (i = 0; i < np; i++)
+		qotp_key_ref_put(&ref[i]);
+	if (err) {
+		count(peer, QOTP_STAT_DROP_NOMEM);
+		return V_DROP;
+	}
+	if (qotp_flow_dec_learn(f, &d, end))
+		count(peer, QOTP_STAT_DROP_OTHER);	/* decrypted; only its key stays held */
+	qotp_csum_partial(skb, sg->thoff, sg->pf);
+	qotp_stat_add(peer, QOTP_STAT_DEC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
+	qotp_stat_add(peer, QOTP_STAT_DEC_BYTES, plen);
+	return V_ACCEPT;
+fail:
+	for (i = 0; i < np; i++)
+		qotp_key_ref_put(&ref[i]);
+	if (err == -ENOKEY) {
+		count(peer, QOTP_STAT_DROP_NO_KEY);
+		if (ring)
+			qotp_ring_key_empty(ring);
+	} else {
+		count(peer, err == -ERANGE ? QOTP_STAT_DROP_BAD_DESC : QOTP_STAT_DROP_NOMEM);
+	}
+	return V_DROP;
+}
+
+/* Finds whether @skb is ours; fills @sg and returns the peer (RCU), else NULL. Sets
+ * *@drop for segments toward or from a peer that we cannot vet (fragments, broken TCP
+ * headers): those must not pass, they may carry protected plaintext. */
+static struct qotp_peer *classify(struct qotp_net *qn, struct sk_buff *skb, u8 pf,
+				  struct seg *sg, bool *drop)
+{
+	const struct tcphdr *th;
+	struct tcphdr _th;
+	struct qotp_peer *peer;
+	bool frag;
+
+	*drop = false;
+	memset(sg, 0, sizeof(*sg));
+	sg->pf = pf;
+	if (pf == NFPROTO_IPV4) {
 		const struct iphdr *iph = ip_hdr(skb);
 
 		if (iph->protocol != IPPROTO_TCP)
-			return NF_ACCEPT;
-		thoff = skb_network_offset(skb) + iph->ihl * 4;
-		th = skb_header_pointer(skb, thoff, sizeof(_th), &_th);
-		if (!th)
-			return NF_ACCEPT;
-		if (!qotp_port_protected(qn, ntohs(th->dest)) &&
-		    !qotp_port_protected(qn, ntohs(th->source)))
-			return NF_ACCEPT;
+			return NULL;
+		sg->thoff = skb_network_offset(skb) + iph->ihl * 4;
+		frag = ip_is_fragment(iph);
+		sg->dir = QOTP_DIR_ENCRYPT;
 		peer = qotp_peer_lookup_v4(qn, iph->daddr);
-		if (!peer)
+		if (!peer) {
+			sg->dir = QOTP_DIR_DECRYPT;
 			peer = qotp_peer_lookup_v4(qn, iph->saddr);
+		}
+		if (!peer)
+			return NULL;
+		sg->key.family = NFPROTO_IPV4;
+		sg->key.remote.v4 = sg->dir == QOTP_DIR_ENCRYPT ? iph->daddr : iph->saddr;
+		sg->key.local.v4 = sg->dir == QOTP_DIR_ENCRYPT ? iph->saddr : iph->daddr;
 	} else {
 		const struct ipv6hdr *ip6h = ipv6_hdr(skb);
-		__be16 frag_off;
 		u8 nexthdr = ip6h->nexthdr;
+		__be16 frag_off = 0;
 		int off;
 
 		off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h), &nexthdr,
 				       &frag_off);
 		if (off < 0 || nexthdr != IPPROTO_TCP)
-			return NF_ACCEPT;
-		th = skb_header_pointer(skb, off, sizeof(_th), &_th);
-		if (!th)
-			return NF_ACCEPT;
-		if (!qotp_port_protected(qn, ntohs(th->dest)) &&
-		    !qotp_port_protected(qn, ntohs(th->source)))
-			return NF_ACCEPT;
+			return NULL;
+		sg->thoff = off;
+		frag = frag_off != 0;
+		sg->dir = QOTP_DIR_ENCRYPT;
 		peer = qotp_peer_lookup_v6(qn, &ip6h->daddr);
-		if (!peer)
+		if (!peer) {
+			sg->dir = QOTP_DIR_DECRYPT;
 			peer = qotp_peer_lookup_v6(qn, &ip6h->saddr);
+		}
+		if (!peer)
+			return NULL;
+		sg->key.family = NFPROTO_IPV6;
+		sg->key.remote.v6 = sg->dir == QOTP_DIR_ENCRYPT ? ip6h->daddr : ip6h->saddr;
+		sg->key.local.v6 = sg->dir == QOTP_DIR_ENCRYPT ? ip6h->saddr : ip6h->daddr;
 	}
+	th = skb_header_pointer(skb, sg->thoff, sizeof(_th), &_th);
+	if (frag || !th) {
+		/* Without ports we cannot tell a protected fragment from another; with
+		 * DF set by every TCP stack, dropping TCP fragments toward peers costs little. */
+		*drop = true;
+		return peer;
+	}
+	if (!qotp_port_protected(qn, ntohs(th->dest)) &&
+	    !qotp_port_protected(qn, ntohs(th->source)))
+		return NULL;
+	if (th->doff < 5 || !pskb_may_pull(skb, sg->thoff + th->doff * 4)) {
+		*drop = true;
+		return peer;
+	}
+	sg->hdrlen = sg->thoff + th->doff * 4;
+	sg->key.rport = sg->dir == QOTP_DIR_ENCRYPT ? th->dest : th->source;
+	sg->key.lport = sg->dir == QOTP_DIR_ENCRYPT ? th->source : th->dest;
+	return peer;
+}
+
+static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
+			    const struct nf_hook_state *state)
+{
+	struct qotp_flow_table *ft = qn->flows;
+	struct qotp_ring *ring;
+	struct qotp_peer *peer;
+	struct qotp_flow *f;
+	struct tcphdr *th;
+	enum verdict v = V_ACCEPT;
+	bool drop, rst, changed = false;
+	u32 seq, plen;
+	struct seg sg;
+	int err = 0;
+
+	peer = classify(qn, skb, state->pf, &sg, &drop);
 	if (!peer)
+		return V_ACCEPT;
+	if (drop) {
+		count(peer, QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	}
+	if (!qotp_csum_ok(skb, state->hook, sg.thoff, sg.pf)) {
+		count(peer, QOTP_STAT_DROP_CSUM);
+		return V_DROP;
+	}
+	f = qotp_flow_get(ft, &sg.key, peer, &err);
+	if (!f) {
+		count(peer, err == -ENOMEM ? QOTP_STAT_DROP_NOMEM : QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	}
+	th = (struct tcphdr *)(skb->data + sg.thoff);
+	seq = ntohl(th->seq);
+	plen = skb->len - sg.hdrlen;
+	rst = th->rst;
+
+	spin_lock_bh(&f->lock);
+	if (unlikely(f->dead || f->peer != peer)) {
+		/* Ended under us (RST, flush, peer deleted): the next segment starts over. */
+		spin_unlock_bh(&f->lock);
+		count(peer, QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	}
+	WRITE_ONCE(f->last, jiffies);
+	if (th->ack) {
+		/* A segment toward the peer acknowledges the peer's bytes, and vice versa. */
+		if (sg.dir == QOTP_DIR_ENCRYPT) {
+			ring = peer->ring[QOTP_DIR_DECRYPT];
+			qotp_flow_dec_ack(f, ring, ntohl(th->ack_seq));
+		} else {
+			ring = peer->ring[QOTP_DIR_ENCRYPT];
+			qotp_flow_enc_ack(f, ring, ntohl(th->ack_seq));
+		}
+	}
+	if (th->syn) {
+		if (sg.dir == QOTP_DIR_ENCRYPT && !f->enc.init) {
+			f->enc.init = true;
+			f->enc.head = seq + 1;
+			f->enc.nxt = seq + 1;
+		} else if (sg.dir == QOTP_DIR_DECRYPT && !f->dec.rel_valid) {
+			f->dec.rel = seq + 1;
+			f->dec.rel_valid = true;
+		}
+		if (plen) {
+			/* SYN data (TCP Fast Open) would need key before the handshake
+			 * proves the peer; refused, the client retries without it. */
+			count(peer, QOTP_STAT_DROP_OTHER);
+			v = V_DROP;
+			goto out;
+		}
+		if (sg.dir == QOTP_DIR_DECRYPT) {
+			if (skb_ensure_writable(skb, sg.hdrlen)) {
+				count(peer, QOTP_STAT_DROP_NOMEM);
+				v = V_DROP;
+				goto out;
+			}
+			changed = qotp_tcp_clamp_mss(skb, sg.thoff);
+		}
+	}
+	if (th->fin) {
+		f->fin |= BIT(sg.dir);
+		if (f->fin == (BIT(QOTP_DIR_ENCRYPT) | BIT(QOTP_DIR_DECRYPT)) && !f->expires)
+			f->expires = (jiffies + 10 * HZ) | 1;
+	}
+	if (plen)
+		v = sg.dir == QOTP_DIR_ENCRYPT ? encrypt(f, skb, &sg, seq, plen) :
+						 decrypt(f, skb, &sg, seq, plen);
+	else if (changed)
+		qotp_csum_partial(skb, sg.thoff, sg.pf);
+out:
+	spin_unlock_bh(&f->lock);
+	if (rst && v == V_ACCEPT)
+		qotp_flow_end(f);
+	return v;
+}
+
+/*
+ * A GSO packet whose bytes need more than the two descriptors an option can hold (it
+ * spans several key blocks): segment it here and treat each segment on its own, like
+ * nfnetlink_queue does. Ours is the last hook but one, so sending each segment on with
+ * the hook's okfn skips nothing.
+ */
+static unsigned int segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
+				     const struct nf_hook_state *state)
+{
+	struct sk_buff *segs, *seg, *next;
+
+	segs = skb_gso_segment(skb, 0);
+	if (IS_ERR_OR_NULL(segs))
+		return NF_DROP;
+	consume_skb(skb);
+	skb_list_walk_safe(segs, seg, next) {
+		skb_mark_not_on_list(seg);
+		if (process(qn, seg, state) == V_ACCEPT)
+			state->okfn(state->net, state->sk, seg);
+		else
+			kfree_skb(seg);
+	}
+	return NF_STOLEN;
+}
+
+static unsigned int qotp_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	struct qotp_net *qn = priv;
+
+	switch (process(qn, skb, state)) {
+	case V_ACCEPT:
 		return NF_ACCEPT;
-	(void)out;
-	qotp_stat_add(peer, QOTP_STAT_DROP_NO_KEY, 1);
-	return NF_DROP;
+	case V_SEGMENT:
+		return segment_and_send(qn, skb, state);
+	default:
+		return NF_DROP;
+	}
 }
 
 static const struct nf_hook_ops qotp_gw_ops[] = {
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_FORWARD,
-	  .priority = NF_IP_PRI_LAST - 1 },
+	  .priority = QOTP_HOOK_PRI },
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_FORWARD,
-	  .priority = NF_IP6_PRI_LAST - 1 },
+	  .priority = QOTP_HOOK_PRI },
 };
 
 static const struct nf_hook_ops qotp_ep_ops[] = {
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP_PRI_LAST - 1 },
+	  .priority = QOTP_HOOK_PRI },
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
-	  .priority = NF_IP_PRI_FIRST + 1 },
+	  .priority = QOTP_HOOK_PRI },
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
-	  .priority = NF_IP6_PRI_LAST - 1 },
+	  .priority = QOTP_HOOK_PRI },
 	{ .hook = qotp_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
-	  .priority = NF_IP6_PRI_FIRST + 1 },
+	  .priority = QOTP_HOOK_PRI },
 };
-
-static int ops_register(struct qotp_net *qn, struct nf_hook_ops *ops, unsigned int n, bool reg)
-{
-	if (!reg) {
-		nf_unregister_net_hooks(qn->net, ops, n);
-		return 0;
-	}
-	return nf_register_net_hooks(qn->net, ops, n);
-}
 
 int qotp_dp_net_init(struct qotp_net *qn)
 {
 	struct qotp_flow_table *ft = kzalloc(sizeof(*ft), GFP_KERNEL);
 	unsigned int i;
+	int err;
 
 	if (!ft)
 		return -ENOMEM;
@@ -119,39 +513,55 @@ int qotp_dp_net_init(struct qotp_net *qn)
 		ft->gw_ops[i].priv = qn;
 	for (i = 0; i < ARRAY_SIZE(ft->ep_ops); i++)
 		ft->ep_ops[i].priv = qn;
+	err = qotp_flows_init(ft, qn);
+	if (err) {
+		kfree(ft);
+		return err;
+	}
 	qn->flows = ft;
+	return 0;
+}
+
+static int set_mode_locked(struct qotp_net *qn, struct qotp_flow_table *ft, u32 mode)
+{
+	int err;
+
+	if ((mode & QOTP_MODE_GATEWAY) && !(ft->mode & QOTP_MODE_GATEWAY)) {
+		err = nf_register_net_hooks(qn->net, ft->gw_ops, ARRAY_SIZE(ft->gw_ops));
+		if (err)
+			return err;
+		ft->mode |= QOTP_MODE_GATEWAY;
+	}
+	if ((mode & QOTP_MODE_ENDPOINT) && !(ft->mode & QOTP_MODE_ENDPOINT)) {
+		err = nf_register_net_hooks(qn->net, ft->ep_ops, ARRAY_SIZE(ft->ep_ops));
+		if (err)
+			return err;
+		ft->mode |= QOTP_MODE_ENDPOINT;
+	}
+	if (!(mode & QOTP_MODE_GATEWAY) && (ft->mode & QOTP_MODE_GATEWAY)) {
+		nf_unregister_net_hooks(qn->net, ft->gw_ops, ARRAY_SIZE(ft->gw_ops));
+		ft->mode &= ~QOTP_MODE_GATEWAY;
+	}
+	if (!(mode & QOTP_MODE_ENDPOINT) && (ft->mode & QOTP_MODE_ENDPOINT)) {
+		nf_unregister_net_hooks(qn->net, ft->ep_ops, ARRAY_SIZE(ft->ep_ops));
+		ft->mode &= ~QOTP_MODE_ENDPOINT;
+	}
 	return 0;
 }
 
 int qotp_dp_set_mode(struct qotp_net *qn, u32 mode)
 {
 	struct qotp_flow_table *ft = qn->flows;
-	int err = 0;
+	u32 old;
+	int err;
 
 	if (mode & ~QOTP_MODE_ALL)
 		return -EINVAL;
 	mutex_lock(&ft->lock);
-	if ((mode & QOTP_MODE_GATEWAY) && !(ft->mode & QOTP_MODE_GATEWAY)) {
-		err = ops_register(qn, ft->gw_ops, ARRAY_SIZE(ft->gw_ops), true);
-		if (err)
-			goto out;
-		ft->mode |= QOTP_MODE_GATEWAY;
-	}
-	if ((mode & QOTP_MODE_ENDPOINT) && !(ft->mode & QOTP_MODE_ENDPOINT)) {
-		err = ops_register(qn, ft->ep_ops, ARRAY_SIZE(ft->ep_ops), true);
-		if (err)
-			goto out;
-		ft->mode |= QOTP_MODE_ENDPOINT;
-	}
-	if (!(mode & QOTP_MODE_GATEWAY) && (ft->mode & QOTP_MODE_GATEWAY)) {
-		ops_register(qn, ft->gw_ops, ARRAY_SIZE(ft->gw_ops), false);
-		ft->mode &= ~QOTP_MODE_GATEWAY;
-	}
-	if (!(mode & QOTP_MODE_ENDPOINT) && (ft->mode & QOTP_MODE_ENDPOINT)) {
-		ops_register(qn, ft->ep_ops, ARRAY_SIZE(ft->ep_ops), false);
-		ft->mode &= ~QOTP_MODE_ENDPOINT;
-	}
-out:
+	old = ft->mode;
+	err = set_mode_locked(qn, ft, mode);
+	if (err)
+		set_mode_locked(qn, ft, old);	/* only unregisters what we just added */
 	mutex_unlock(&ft->lock);
 	return err;
 }
@@ -162,15 +572,24 @@ void qotp_dp_net_exit(struct qotp_net *qn)
 
 	if (!ft)
 		return;
-	qotp_dp_set_mode(qn, 0);
+	mutex_lock(&ft->lock);
+	set_mode_locked(qn, ft, 0);	/* waits for hooks in flight (synchronize_net) */
+	mutex_unlock(&ft->lock);
+	qotp_flows_destroy(ft);
 	qn->flows = NULL;
 	kfree(ft);
 }
 
 void qotp_dp_peer_gone(struct qotp_net *qn, struct qotp_peer *peer)
 {
+	if (qn->flows)
+		qotp_flows_end_peer(qn->flows, peer);
 }
 
+/* A flush wipes the ring; the flows keyed by it cannot go on (uapi: "ends affected
+ * flows"), their next segments start new flows with new key. */
 void qotp_dp_ring_flushed(struct qotp_net *qn, struct qotp_peer *peer, enum qotp_dir dir)
 {
+	if (qn->flows)
+		qotp_flows_end_peer(qn->flows, peer);
 }

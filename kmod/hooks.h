@@ -4,11 +4,18 @@
 
 #include <linux/types.h>
 
-struct qotp_net;
+struct sk_buff;
 
-/* The netfilter hooks of one netns; see hooks.c for their priorities and why. */
-struct qotp_dp {
-	u32 mode;		/* QOTP_MODE_* bits whose hooks are registered */
-};
+/* Header rewriting helpers of hooks.c, exported for KUnit. @thoff: TCP header offset
+ * from skb->data (the network header); @pf: NFPROTO_IPV4 / NFPROTO_IPV6. */
+
+/* Appends @olen bytes (a multiple of 4) of TCP options; grows the IP length. The IPv4
+ * header checksum is updated, the TCP one is the caller's. -E2BIG: no option space. */
+int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
+		     unsigned int olen, u8 pf);
+
+/* Lowers a SYN's MSS option by QOTP_OPT_SPACE (not below 536 - QOTP_OPT_SPACE); true if
+ * it changed. The header must be writable. */
+bool qotp_tcp_clamp_mss(struct sk_buff *skb, unsigned int thoff);
 
 #endif /* _QOTP_HOOKS_H */
