@@ -9,14 +9,14 @@ KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o
 QKDSIMD_OBJS := qkdsimd.o log.o
 KMSCTL_OBJS := kmsctl.o
 
-# (programs added once they build)
-
-
+PROGS += kmsd qkdsimd kmsctl
+MAN8 += man/kmsd.8 man/kmsctl.8 man/qkdsimd.8
+MAN5 += man/kmsd.conf.5
 
 $(O)/kmsd: $(addprefix $(O)/,$(KMSD_OBJS))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
 $(O)/qkdsimd: $(addprefix $(O)/,$(QKDSIMD_OBJS))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS) -lm
 $(O)/kmsctl: $(addprefix $(O)/,$(KMSCTL_OBJS))
 	$(CC) $(ALL_CFLAGS) -o $@ $^
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -55,8 +56,8 @@ static void log_vwrite(int level, const char *fmt, va_list ap, int errnum)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		strftime(tbuf, sizeof(tbuf), "%H:%M:%S", &tm);
-		fprintf(stderr, "%s.%03ld %s[%d]: %s\n", tbuf, ts.tv_nsec / 1000000, log_prog,
-			level, msg);
+		fprintf(stderr, "%s.%03ld %s[%d]: %s%s\n", tbuf, ts.tv_nsec / 1000000, log_prog,
+			(int)getpid(), level == LOG_LVL_ERR ? "fatal: " : "", msg);
 	}
 }
 

@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Control socket for kmsctl: a UNIX stream socket, mode 0600 (root only when kmsd runs as
+ * root). One request line "<command>[ json]\n", one reply, then the server closes. Replies
+ * carry counters and states, never key bytes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "kmsd.h"
+#include "log.h"
+
+static void json_str(struct evbuffer *o, const char *s)
+{
+	evbuffer_add(o, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = *s;
+
+		if (c == '"' || c == '\\')
+			evbuffer_add_printf(o, "\\%c", c);
+		else if (c < 0x20)
+			evbuffer_add_printf(o, "\\u%04x", c);
+		else
+			evbuffer_add(o, s, 1);
+	}
+	evbuffer_add(o, "\"", 1);
+}
+
+static double mismatch_rate(const struct store_link_stats *s)
+{
+	uint64_t judged = s->verified_total + s->mismatched_total;
+
+	return judged ? (double)s->mismatched_total / judged : 0.0;
+}
+
+static void cmd_status(struct kmsd *d, struct evbuffer *o, int json)
+{
+	size_t up = 0;
+
+	for (size_t i = 0; i < d->n_links; i++)
+		up += d->links[i].peer != NULL;
+	if (json) {
+		evbuffer_add_printf(o, "{\"node\":");
+		json_str(o, d->cf.node_id);
+		evbuffer_add_printf(o, ",\"pid\":%d,\"uptime\":%lld,\"store\":", (int)getpid(),
+				    (long long)(time(NULL) - d->started));
+		json_str(o, d->cf.store);
+		evbuffer_add_printf(o, ",\"links\":%zu,\"links_up\":%zu}\n", d->n_links, up);
+		return;
+	}
+	evbuffer_add_printf(o, "node: %s\npid: %d\nuptime: %llds\nlisten: %s\nstore: %s\n"
+			    "links: %zu (%zu up)\n", d->cf.node_id, (int)getpid(),
+			    (long long)(time(NULL) - d->started), d->cf.listen, d->cf.store,
+			    d->n_links, up);
+}
+
+static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
+{
+	if (json)
+		evbuffer_add_printf(o, "[");
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct link *l = &d->links[i];
+		struct store_link_stats s;
+
+		if (store_link_stats(d->st, l->nb.id, &s))
+			memset(&s, 0, sizeof(s));
+		if (json) {
+			evbuffer_add_printf(o, "%s{\"peer\":", i ? "," : "");
+			json_str(o, l->nb.id);
+			evbuffer_add_printf(o, ",\"address\":");
+			json_str(o, l->nb.address);
+			evbuffer_add_printf(o, ",\"connected\":%s,\"role\":\"%s\",\"qkd\":",
+					    l->peer ? "true" : "false",
+					    l->cache.leader ? "leader" : "follower");
+			json_str(o, l->nb.qkd_spec);
+			evbuffer_add_printf(o, ",\"qkd_up\":%s,\"qkd_blocks\":%llu,"
+					    "\"verified_blocks\":%llu,\"verified_bytes\":%llu,"
+					    "\"verified_total\":%llu,\"mismatched_total\":%llu,"
+					    "\"orphaned_total\":%llu,\"mismatch_rate\":%.6f,"
+					    "\"rounds\":%llu,\"rounds_timed_out\":%llu,"
+					    "\"connects\":%llu,\"last_error\":",
+					    l->qkd_up ? "true" : "false",
+					    (unsigned long long)l->qkd_blocks,
+					    (unsigned long long)s.blocks[BS_VERIFIED],
+					    (unsigned long long)s.bytes[BS_VERIFIED],
+					    (unsigned long long)s.verified_total,
+					    (unsigned long long)s.mismatched_total,
+					    (unsigned long long)s.orphaned_total, mismatch_rate(&s),
+					    (unsigned long long)l->cache.rounds,
+					    (unsigned long long)l->cache.rounds_timed_out,
+					    (unsigned long long)l->connects);
+			json_str(o, l->last_error);
+			evbuffer_add_printf(o, "}");
+			continue;
+		}
+		evbuffer_add_printf(o, "link %s\n  address: %s\n  peer: %s%s%s\n  role: %s\n"
+				    "  qkd: %s end %c, %s, %llu blocks received\n"
+				    "  verified: %llu blocks, %llu bytes\n"
+				    "  mismatch rate: %.2f%% (%llu of %llu blocks), %llu orphaned\n"
+				    "  rounds: %llu (%llu timed out)\n",
+				    l->nb.id, l->nb.address[0] ? l->nb.address : "(inbound only)",
+				    l->peer ? "connected" : "down",
+				    !l->peer && l->last_error[0] ? ", last error: " : "",
+				    !l->peer ? l->last_error : "",
+				    l->cache.leader ? "leader" : "follower", l->nb.qkd_spec,
+				    l->nb.qkd_end, l->qkd_up ? "up" : "down",
+				    (unsigned long long)l->qkd_blocks,
+				    (unsigned long long)s.blocks[BS_VERIFIED],
+				    (unsigned long long)s.bytes[BS_VERIFIED],
+				    100.0 * mismatch_rate(&s),
+				    (unsigned long long)s.mismatched_total,
+				    (unsigned long long)(s.verified_total + s.mismatched_total),
+				    (unsigned long long)s.orphaned_total,
+				    (unsigned long long)l->cache.rounds,
+				    (unsigned long long)l->cache.rounds_timed_out);
+	}
+	if (json)
+		evbuffer_add_printf(o, "]\n");
+}
+
+static void cmd_keys(struct kmsd *d, struct evbuffer *o, int json)
+{
+	if (json)
+		evbuffer_add_printf(o, "[");
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct store_link_stats s;
+
+		if (store_link_stats(d->st, d->links[i].nb.id, &s))
+			memset(&s, 0, sizeof(s));
+		if (json) {
+			evbuffer_add_printf(o, "%s{\"link\":", i ? "," : "");
+			json_str(o, d->links[i].nb.id);
+			for (int st = 0; st < __BS_LAST; st++)
+				evbuffer_add_printf(o, ",\"%s\":{\"blocks\":%llu,\"bytes\":%llu}",
+						    block_state_name(st),
+						    (unsigned long long)s.blocks[st],
+						    (unsigned long long)s.bytes[st]);
+			evbuffer_add_printf(o, "}");
+			continue;
+		}
+		evbuffer_add_printf(o, "link %s\n", d->links[i].nb.id);
+		for (int st = 0; st < __BS_LAST; st++)
+			evbuffer_add_printf(o, "  %-10s %10llu blocks %14llu bytes\n",
+					    block_state_name(st), (unsigned long long)s.blocks[st],
+					    (unsigned long long)s.bytes[st]);
+	}
+	if (json)
+		evbuffer_add_printf(o, "]\n");
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(struct kmsd *d, struct evbuffer *o, int json);
+} commands[] = {
+	{ "status", cmd_status },
+	{ "links", cmd_links },
+	{ "keys", cmd_keys },
+};
+
+static void ctl_done_cb(struct bufferevent *bev, void *arg)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		bufferevent_free(bev);
+}
+
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	bufferevent_free(bev);
+}
+
+static void ctl_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct kmsd *d = arg;
+	struct evbuffer *o = bufferevent_get_output(bev);
+	size_t n;
+	char *line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_LF);
+	char *arg2;
+	int json = 0;
+	size_t i;
+
+	if (!line) {
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 256)
+			bufferevent_free(bev);
+		return;
+	}
+	arg2 = strchr(line, ' ');
+	if (arg2) {
+		*arg2++ = '\0';
+		json = !strcmp(arg2, "json");
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (!strcmp(line, commands[i].name)) {
+			commands[i].fn(d, o, json);
+			break;
+		}
+	}
+	if (i == sizeof(commands) / sizeof(commands[0]))
+		evbuffer_add_printf(o, "error: unknown command `%.32s'\n", line);
+	free(line);
+	bufferevent_disable(bev, EV_READ);
+	bufferevent_setcb(bev, NULL, ctl_done_cb, ctl_event_cb, d);
+}
+
+static void ctl_accept_cb(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+			  int salen, void *arg)
+{
+	struct kmsd *d = arg;
+	struct bufferevent *bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
+
+	if (!bev) {
+		evutil_closesocket(fd);
+		return;
+	}
+	bufferevent_setcb(bev, ctl_read_cb, NULL, ctl_event_cb, d);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+int ctl_listen(struct kmsd *d)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t old;
+	int fd;
+
+	if (strlen(d->cf.control) >= sizeof(sun.sun_path)) {
+		log_warnx("control socket path too long: `%s'", d->cf.control);
+		return -1;
+	}
+	strcpy(sun.sun_path, d->cf.control);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		log_warn("socket");
+		return -1;
+	}
+	unlink(sun.sun_path);
+	/* created 0600 from the start: no window in which others could connect */
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		umask(old);
+		log_warn("bind %s", d->cf.control);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	d->ctl = evconnlistener_new(d->base, ctl_accept_cb, d, LEV_OPT_CLOSE_ON_FREE, 8, fd);
+	if (!d->ctl) {
+		log_warn("listen %s", d->cf.control);
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+void ctl_close(struct kmsd *d)
+{
+	if (d->ctl) {
+		evconnlistener_free(d->ctl);
+		unlink(d->cf.control);
+		d->ctl = NULL;
+	}
+}

@@ -1,0 +1,334 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kmsd: the key management daemon. Per neighbour it reads raw key blocks from the QKD
+ * source of the shared quantum link into the store, and runs key caching with the
+ * neighbour's kmsd over the TLS peer channel so both stores end up with the same verified
+ * blocks. See Documentation/kms.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <openssl/rand.h>
+
+#include "kmsd.h"
+#include "log.h"
+
+static const char *default_conf = "/etc/kmsd/kmsd.conf";
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct cache_params params_of(const struct kms_config *cf)
+{
+	struct cache_params p = {
+		.round_blocks = cf->round_blocks,
+		.min_block_age_ms = cf->min_block_age_ms,
+		.lock_timeout_ms = cf->lock_timeout_ms,
+		.fresh_max_age_ms = (int64_t)cf->fresh_max_age_s * 1000,
+	};
+
+	return p;
+}
+
+static void qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
+{
+	struct link *l = arg;
+	int64_t now = now_ms();
+	size_t i;
+	int rc = 0;
+
+	if (store_begin(l->d->st) < 0) {
+		log_warnx("link %s: store: %s; %zu QKD blocks lost", l->nb.id,
+			  store_errmsg(l->d->st), n);
+		return;
+	}
+	for (i = 0; i < n && rc >= 0; i++) {
+		rc = store_add_fresh(l->d->st, l->nb.id, b[i].id, b[i].key, b[i].len, now);
+		if (rc == 1) {
+			l->qkd_dup++;
+			log_warnx("link %s: QKD block %llu seen before, ignored", l->nb.id,
+				  (unsigned long long)b[i].id);
+		}
+	}
+	if (rc < 0 || store_commit(l->d->st) < 0) {
+		if (rc < 0)
+			store_rollback(l->d->st);
+		log_warnx("link %s: storing QKD blocks: %s; %zu blocks lost", l->nb.id,
+			  store_errmsg(l->d->st), n);
+		return;
+	}
+	l->qkd_blocks += n;
+}
+
+static void qkd_status_cb(void *arg, int up)
+{
+	struct link *l = arg;
+
+	l->qkd_up = up;
+	log_info("link %s: QKD link %s", l->nb.id, up ? "up" : "down");
+}
+
+static void round_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct link *l = arg;
+	struct peer *p = l->peer;
+	struct timeval tv = { l->d->cf.round_interval_ms / 1000,
+			      (l->d->cf.round_interval_ms % 1000) * 1000 };
+
+	if (p && p->hello_rx && l->cache.leader && !l->cache.txid &&
+	    evbuffer_get_length(bufferevent_get_output(p->bev)) < l->d->cf.write_high_watermark) {
+		int rc = cache_round_start(&l->cache, now_ms(), p->out);
+
+		if (rc == 1)
+			peer_send(p, p->out);
+	}
+	event_add(l->round_ev, &tv);
+}
+
+static void reconnect_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	peer_dial(arg);
+}
+
+static void tick_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct kmsd *d = arg;
+	int64_t now = now_ms();
+
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct link *l = &d->links[i];
+		struct store_link_stats s;
+		int full;
+
+		cache_tick(&l->cache, now);
+		if (store_link_stats(d->st, l->nb.id, &s))
+			continue;
+		full = s.bytes[BS_FRESH] + s.bytes[BS_LOCKED] + s.bytes[BS_VERIFIED] >=
+		       d->cf.link_max_bytes;
+		if (full != l->qkd_paused && l->qkd) {
+			log_info("link %s: store %s link-max-bytes, QKD intake %s", l->nb.id,
+				 full ? "reached" : "below", full ? "paused" : "resumed");
+			l->qkd->ops->pause(l->qkd, full);
+			l->qkd_paused = full;
+		}
+	}
+}
+
+static void reload(struct kmsd *d)
+{
+	struct kms_config *nc = malloc(sizeof(*nc));
+	char err[512];
+	SSL_CTX *srv = d->ssl_srv, *cli = d->ssl_cli;
+
+	if (!nc || config_load(nc, d->conf_path, err, sizeof(err))) {
+		log_warnx("reload refused: %s", nc ? err : "out of memory");
+		free(nc);
+		return;
+	}
+	if (strcmp(nc->node_id, d->cf.node_id) || strcmp(nc->listen, d->cf.listen) ||
+	    strcmp(nc->store, d->cf.store) || strcmp(nc->control, d->cf.control) ||
+	    nc->n_nb != d->cf.n_nb || memcmp(nc->nb, d->cf.nb, sizeof(nc->nb[0]) * nc->n_nb))
+		log_warnx("reload: node, listen, store, control and neighbour changes need a "
+			  "restart; applying tunables and TLS files only");
+	memcpy(d->cf.tls_cert, nc->tls_cert, sizeof(nc->tls_cert));
+	memcpy(d->cf.tls_key, nc->tls_key, sizeof(nc->tls_key));
+	memcpy(d->cf.tls_ca, nc->tls_ca, sizeof(nc->tls_ca));
+	if (peer_tls_init(d, err, sizeof(err))) {
+		log_warnx("reload: %s; keeping the old TLS setup", err);
+		SSL_CTX_free(d->ssl_srv);
+		SSL_CTX_free(d->ssl_cli);
+		d->ssl_srv = srv;
+		d->ssl_cli = cli;
+	} else {
+		SSL_CTX_free(srv);	/* live connections hold their own references */
+		SSL_CTX_free(cli);
+	}
+	d->cf.round_blocks = nc->round_blocks;
+	d->cf.round_interval_ms = nc->round_interval_ms;
+	d->cf.lock_timeout_ms = nc->lock_timeout_ms;
+	d->cf.min_block_age_ms = nc->min_block_age_ms;
+	d->cf.fresh_max_age_s = nc->fresh_max_age_s;
+	d->cf.keepalive_s = nc->keepalive_s;
+	d->cf.reconnect_max_s = nc->reconnect_max_s;
+	d->cf.link_max_bytes = nc->link_max_bytes;
+	d->cf.write_high_watermark = nc->write_high_watermark;
+	for (size_t i = 0; i < d->n_links; i++)
+		d->links[i].cache.prm = params_of(&d->cf);
+	free(nc);
+	log_info("configuration reloaded");
+}
+
+static void signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct kmsd *d = arg;
+
+	if (sig == SIGHUP) {
+		reload(d);
+		return;
+	}
+	log_info("exiting on signal %d", (int)sig);
+	event_base_loopexit(d->base, NULL);
+}
+
+static int links_init(struct kmsd *d)
+{
+	struct cache_params prm = params_of(&d->cf);
+	static const struct qkd_callbacks cb = { qkd_blocks_cb, qkd_status_cb };
+
+	for (size_t i = 0; i < d->cf.n_nb; i++) {
+		struct link *l = &d->links[i];
+		uint64_t txid;
+
+		l->d = d;
+		l->nb = d->cf.nb[i];
+		/* random first txid: a restarted leader never reuses a round id the peer saw */
+		if (RAND_bytes((uint8_t *)&txid, sizeof(txid)) != 1)
+			return -1;
+		cache_link_init(&l->cache, d->st, d->cf.node_id, l->nb.id, &prm, txid >> 1 | 1);
+		l->round_ev = evtimer_new(d->base, round_cb, l);
+		l->reconnect_ev = evtimer_new(d->base, reconnect_cb, l);
+		if (!l->round_ev || !l->reconnect_ev)
+			return -1;
+		l->qkd = qkd_backend_ops(l->nb.qkd_backend)->open(d->base, &l->nb, &cb, l);
+		if (!l->qkd)
+			return -1;
+		d->n_links++;
+		if (l->cache.leader && l->nb.address[0])
+			peer_dial(l);
+		event_active(l->round_ev, 0, 0);
+	}
+	return 0;
+}
+
+static void links_free(struct kmsd *d)
+{
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct link *l = &d->links[i];
+
+		l->qkd->ops->close(l->qkd);
+		event_free(l->round_ev);
+		event_free(l->reconnect_ev);
+	}
+	d->n_links = 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: kmsd [-f] [-v] [-c file] [-n]\n"
+		"Key management daemon: caches QKD key over authenticated peer channels.\n"
+		"  -c, --config FILE    configuration file (default %s)\n"
+		"  -n, --check-config   check the configuration and TLS files, then exit\n"
+		"  -f, --foreground     stay in the foreground and log to stderr\n"
+		"  -v, --verbose        debug logging\n"
+		"  -h, --help           this help\n"
+		"Signals: SIGTERM/SIGINT exit cleanly, SIGHUP reloads tunables and TLS files.\n",
+		default_conf);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check-config", no_argument, NULL, 'n' },
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static struct kmsd d;
+	struct event *sigev[3];
+	struct timeval tv = { 1, 0 };
+	int c, fg = 0, check = 0, verbosity = LOG_LVL_INFO;
+	char err[512];
+	FILE *pf;
+
+	d.conf_path = default_conf;
+	while ((c = getopt_long(argc, argv, "c:nfvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': d.conf_path = optarg; break;
+		case 'n': check = 1; break;
+		case 'f': fg = 1; break;
+		case 'v': verbosity = LOG_LVL_DEBUG; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	log_init("kmsd", 0, verbosity);
+	if (config_load(&d.cf, d.conf_path, err, sizeof(err)))
+		fatalx("%s", err);
+	if (peer_tls_init(&d, err, sizeof(err)))
+		fatalx("%s", err);
+	if (check) {
+		printf("%s: configuration OK (node %s, %zu neighbours)\n", d.conf_path,
+		       d.cf.node_id, d.cf.n_nb);
+		return 0;
+	}
+	log_init("kmsd", !fg, verbosity);
+	log_route_libevent();
+	signal(SIGPIPE, SIG_IGN);
+	umask(0077);
+	if (!fg && daemon(0, 0))
+		fatal("daemon");
+	d.started = time(NULL);
+	d.st = store_open(d.cf.store, err, sizeof(err));
+	if (!d.st)
+		fatalx("store: %s", err);
+	if (store_recover(d.st))
+		fatalx("store recovery: %s", store_errmsg(d.st));
+	d.base = event_base_new();
+	if (!d.base)
+		fatalx("event_base_new failed");
+	if (peer_listen(&d) || ctl_listen(&d))
+		fatalx("cannot listen, exiting");
+	if (d.cf.pidfile[0]) {
+		pf = fopen(d.cf.pidfile, "w");
+		if (!pf || fprintf(pf, "%d\n", (int)getpid()) < 0 || fclose(pf))
+			fatal("pidfile %s", d.cf.pidfile);
+	}
+	for (int i = 0; i < 3; i++) {
+		sigev[i] = evsignal_new(d.base, sigs[i], signal_cb, &d);
+		evsignal_add(sigev[i], NULL);
+	}
+	if (links_init(&d))
+		fatalx("cannot set up links");
+	d.tick_ev = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
+	event_add(d.tick_ev, &tv);
+	log_info("node %s listening on %s, %zu neighbours, store %s", d.cf.node_id, d.cf.listen,
+		 d.n_links, d.cf.store);
+
+	event_base_dispatch(d.base);
+
+	/* Reverse order. Closing peers releases the locks of a round in flight. */
+	peer_shutdown(&d);
+	ctl_close(&d);
+	links_free(&d);
+	event_free(d.tick_ev);
+	for (int i = 0; i < 3; i++)
+		event_free(sigev[i]);
+	store_close(d.st);
+	SSL_CTX_free(d.ssl_srv);
+	SSL_CTX_free(d.ssl_cli);
+	event_base_free(d.base);
+	if (d.cf.pidfile[0])
+		unlink(d.cf.pidfile);
+	log_info("stopped");
+	return 0;
+}
