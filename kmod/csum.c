@@ -22,6 +22,12 @@ bool qotp_csum_ok(struct sk_buff *skb, unsigned int hook, unsigned int thoff, u8
 {
 	if (skb->ip_summed == CHECKSUM_PARTIAL || skb_csum_unnecessary(skb))
 		return true;
+	/* nf_checksum() trusts CHECKSUM_COMPLETE blindly outside PRE_ROUTING and LOCAL_IN;
+	 * there skb->csum may not match the bytes any more (hence skb_forward_csum()), so
+	 * verify in full instead. */
+	if (skb->ip_summed == CHECKSUM_COMPLETE && hook != NF_INET_PRE_ROUTING &&
+	    hook != NF_INET_LOCAL_IN)
+		skb->ip_summed = CHECKSUM_NONE;
 	return nf_checksum(skb, hook, thoff, IPPROTO_TCP, pf) == 0;
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_csum_ok);

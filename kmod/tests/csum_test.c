@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests of checksum handling (csum.c) and header rewriting (hooks.c): for every
+ * ip_summed state, IPv4 and IPv6, a segment is verified on arrival (and a corrupted one
+ * refused), then gets the descriptor option and its payload XORed as the encryptor does;
+ * the checksum the output path then writes must equal a full recomputation. Also the MSS
+ * clamp and the option insertion on their own.
+ */
+#include "dp_test.h"
+#include <linux/skbuff.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/random.h>
+#include <linux/netfilter.h>
+#include <net/ip.h>
+#include <net/ipv6.h>
+#include <net/tcp.h>
+#include <net/ip6_checksum.h>
+
+#include "../csum.h"
+#include "../xor.h"
+#include "../hooks.h"
+#include "../descriptor.h"
+
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+
+#define TCPHDR	32	/* with NOP NOP timestamps */
+#define PAY_LIN	200
+#define PAY_FRAG 1000
+
+static unsigned int nhlen(u8 pf)
+{
+	return pf == NFPROTO_IPV4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+}
+
+static __sum16 tcp_full_csum(struct sk_buff *skb, u8 pf)
+{
+	unsigned int thoff = nhlen(pf), len = skb->len - thoff;
+	__wsum sum = skb_checksum(skb, thoff, len, 0);
+
+	if (pf == NFPROTO_IPV4)
+		return csum_tcpudp_magic(ip_hdr(skb)->saddr, ip_hdr(skb)->daddr, len,
+					 IPPROTO_TCP, sum);
+	return csum_ipv6_magic(&ipv6_hdr(skb)->saddr, &ipv6_hdr(skb)->daddr, len,
+			       IPPROTO_TCP, sum);
+}
+
+/*
+ * A data segment with a correct checksum, payload partly linear, partly in a page; with
+ * @corrupt, one bit of the payload flips after the sender summed it (on the wire, before
+ * the receiving NIC computes CHECKSUM_COMPLETE).
+ */
+static struct sk_buff *build_seg_c(struct kunit *test, u8 pf, int summed, bool corrupt)
+{
+	unsigned int nh = nhlen(pf), len = nh + TCPHDR + PAY_LIN + PAY_FRAG;
+	struct sk_buff *skb = alloc_skb(128 + nh + TCPHDR + PAY_LIN, GFP_KERNEL);
+	struct page *page = alloc_page(GFP_KERNEL);
+	struct tcphdr *th;
+	u8 *opt;
+
+	KUNIT_ASSERT_TRUE(test, skb && page);
+	skb_reserve(skb, 128);
+	skb_put(skb, nh + TCPHDR + PAY_LIN);
+	skb_reset_network_header(skb);
+	skb_set_transport_header(skb, nh);
+	if (pf == NFPROTO_IPV4) {
+		struct iphdr *iph = ip_hdr(skb);
+
+		memset(iph, 0, sizeof(*iph));
+		iph->version = 4;
+		iph->ihl = 5;
+		iph->ttl = 64;
+		iph->protocol = IPPROTO_TCP;
+		iph->tot_len = htons(len);
+		iph->saddr = htonl(0x0a000001);
+		iph->daddr = htonl(0x0a000102);
+		ip_send_check(iph);
+		skb->protocol = htons(ETH_P_IP);
+	} else {
+		struct ipv6hdr *ip6h = ipv6_hdr(skb);
+
+		memset(ip6h, 0, sizeof(*ip6h));
+		ip6h->version = 6;
+		ip6h->nexthdr = IPPROTO_TCP;
+		ip6h->hop_limit = 64;
+		ip6h->payload_len = htons(len - nh);
+		ip6h->saddr.s6_addr[0] = 0xfd;
+		ip6h->saddr.s6_addr[15] = 1;
+		ip6h->daddr.s6_addr[0] = 0xfd;
+		ip6h->daddr.s6_addr[15] = 2;
+		skb->protocol = htons(ETH_P_IPV6);
+	}
+	th = tcp_hdr(skb);
+	memset(th, 0, TCPHDR);
+	th->source = htons(40000);
+	th->dest = htons(1935);
+	th->seq = htonl(0xfffffff0);
+	th->ack_seq = htonl(12345);
+	th->doff = TCPHDR / 4;
+	th->ack = 1;
+	th->psh = 1;
+	th->window = htons(512);
+	opt = (u8 *)(th + 1);
+	opt[0] = TCPOPT_NOP;
+	opt[1] = TCPOPT_NOP;
+	opt[2] = TCPOPT_TIMESTAMP;
+	opt[3] = TCPOLEN_TIMESTAMP;
+	get_random_bytes(opt + 4, 8);
+	get_random_bytes((u8 *)th + TCPHDR, PAY_LIN);
+	get_random_bytes(page_address(page), PAGE_SIZE);
+	skb_add_rx_frag(skb, 0, page, 50, PAY_FRAG, PAGE_SIZE);
+
+	th->check = 0;
+	th->check = tcp_full_csum(skb, pf);
+	if (corrupt)
+		*((u8 *)page_address(page) + 50 + 77) ^= 0x10;
+	KUNIT_ASSERT_EQ(test, (int)skb->len, (int)len);
+	switch (summed) {
+	case CHECKSUM_COMPLETE:
+		/* What a NIC gives: the sum of everything from the network header. */
+		skb->csum = skb_checksum(skb, 0, skb->len, 0);
+		break;
+	case CHECKSUM_PARTIAL:
+		/* What the TCP stack sends: pseudo header only, the rest to the device. */
+		qotp_csum_partial(skb, nh, pf);
+		break;
+	}
+	skb->ip_summed = summed;
+	return skb;
+}
+
+static struct sk_buff *build_seg(struct kunit *test, u8 pf, int summed)
+{
+	return build_seg_c(test, pf, summed, false);
+}
+
+static const int summed_states[] = {
+	CHECKSUM_NONE, CHECKSUM_UNNECESSARY, CHECKSUM_COMPLETE, CHECKSUM_PARTIAL,
+};
+static const char *const summed_name[] = { "NONE", "UNNECESSARY", "COMPLETE", "PARTIAL" };
+
+static void csum_after_encrypt(struct kunit *test, u8 pf)
+{
+	unsigned int i, nh = nhlen(pf);
+
+	for (i = 0; i < ARRAY_SIZE(summed_states); i++) {
+		struct qotp_desc d = { .n = 1, .run = { { 0xfffffff0, 42, 17 } } };
+		unsigned int plen = PAY_LIN + PAY_FRAG;
+		u8 opt[QOTP_OPT_SPACE], *key;
+		struct qotp_kpiece pc;
+		struct sk_buff *skb;
+		int olen;
+
+		kunit_info(test, "%s, ip_summed %s", pf == NFPROTO_IPV4 ? "IPv4" : "IPv6",
+			   summed_name[i]);
+		skb = build_seg(test, pf, summed_states[i]);
+		KUNIT_EXPECT_TRUE(test, qotp_csum_ok(skb, NF_INET_PRE_ROUTING, nh, pf));
+
+		olen = qotp_desc_encode(&d, opt, sizeof(opt));
+		KUNIT_ASSERT_EQ(test, olen, 20);
+		KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, olen, pf), 0);
+		key = kunit_kmalloc(test, plen, GFP_KERNEL);
+		get_random_bytes(key, plen);
+		pc = (struct qotp_kpiece){ key, plen };
+		KUNIT_ASSERT_EQ(test, qotp_xor_skb(skb, nh + TCPHDR + olen, plen, &pc, 1), 0);
+		qotp_csum_partial(skb, nh, pf);
+
+		/* The output path (device or software) finishes the sum ... */
+		KUNIT_ASSERT_EQ(test, (int)skb->ip_summed, CHECKSUM_PARTIAL);
+		KUNIT_ASSERT_EQ(test, skb_checksum_help(skb), 0);
+		/* ... and the result verifies in full, as the receiver will check it. */
+		KUNIT_EXPECT_EQ(test, (u16)tcp_full_csum(skb, pf), 0);
+		if (pf == NFPROTO_IPV4) {
+			KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(ip_hdr(skb), 5), 0);
+			KUNIT_EXPECT_EQ(test, ntohs(ip_hdr(skb)->tot_len), skb->len);
+		} else {
+			KUNIT_EXPECT_EQ(test, ntohs(ipv6_hdr(skb)->payload_len) + nh, skb->len);
+		}
+		/* And a receiver that trusts CHECKSUM_NONE/COMPLETE would accept it. */
+		skb->ip_summed = CHECKSUM_NONE;
+		KUNIT_EXPECT_TRUE(test, qotp_csum_ok(skb, NF_INET_FORWARD, nh, pf));
+		kfree_skb(skb);
+	}
+}
+
+static void csum_v4(struct kunit *test)
+{
+	csum_after_encrypt(test, NFPROTO_IPV4);
+}
+
+static void csum_v6(struct kunit *test)
+{
+	csum_after_encrypt(test, NFPROTO_IPV6);
+}
+
+/* Corruption on arrival is caught where it can be (NONE, COMPLETE), not laundered. */
+static void csum_corrupt_refused(struct kunit *test)
+{
+	static const u8 pfs[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	static const int states[] = { CHECKSUM_NONE, CHECKSUM_COMPLETE };
+	unsigned int i, j;
+
+	for (i = 0; i < ARRAY_SIZE(pfs); i++)
+		for (j = 0; j < ARRAY_SIZE(states); j++) {
+			struct sk_buff *skb = build_seg_c(test, pfs[i], states[j], true);
+			unsigned int nh = nhlen(pfs[i]);
+
+			KUNIT_EXPECT_FALSE(test, qotp_csum_ok(skb, NF_INET_PRE_ROUTING, nh, pfs[i]));
+			kfree_skb(skb);
+
+			/* A header changed after the sum (for COMPLETE: after the NIC's too,
+			 * which only a full verification notices, as in FORWARD). */
+			skb = build_seg(test, pfs[i], states[j]);
+			tcp_hdr(skb)->seq ^= htonl(1);
+			KUNIT_EXPECT_FALSE(test, qotp_csum_ok(skb, NF_INET_FORWARD, nh, pfs[i]));
+			kfree_skb(skb);
+			skb = build_seg(test, pfs[i], states[j]);
+			KUNIT_EXPECT_TRUE(test, qotp_csum_ok(skb, NF_INET_PRE_ROUTING, nh, pfs[i]));
+			kfree_skb(skb);
+		}
+}
+
+static void add_opt_layout(struct kunit *test)
+{
+	struct sk_buff *skb = build_seg(test, NFPROTO_IPV4, CHECKSUM_NONE);
+	u8 before[20 + TCPHDR + PAY_LIN], opt[40];
+	unsigned int nh = 20;
+	int i;
+
+	memcpy(before, skb->data, sizeof(before));
+	for (i = 0; i < 28; i++)
+		opt[i] = i + 1;
+	KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 28, NFPROTO_IPV4), 0);
+	KUNIT_EXPECT_EQ(test, (int)tcp_hdr(skb)->doff, (TCPHDR + 28) / 4);
+	KUNIT_EXPECT_PTR_EQ(test, (u8 *)ip_hdr(skb), skb->data);
+	KUNIT_EXPECT_PTR_EQ(test, (u8 *)tcp_hdr(skb), skb->data + nh);
+	/* Old TCP header and options first, then ours, then the untouched payload. */
+	KUNIT_EXPECT_MEMEQ(test, skb->data + nh, before + nh, 12);
+	KUNIT_EXPECT_MEMEQ(test, skb->data + nh + 13, before + nh + 13, TCPHDR - 13);
+	KUNIT_EXPECT_MEMEQ(test, skb->data + nh + TCPHDR, opt, 28);
+	KUNIT_EXPECT_MEMEQ(test, skb->data + nh + TCPHDR + 28, before + nh + TCPHDR, PAY_LIN);
+	KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(ip_hdr(skb), 5), 0);
+	/* 32 + 28 = 60 bytes of TCP header: the most there is. Nothing more fits. */
+	KUNIT_EXPECT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 4, NFPROTO_IPV4), -E2BIG);
+	kfree_skb(skb);
+}
+
+static void clamp_mss(struct kunit *test)
+{
+	struct sk_buff *skb = alloc_skb(64, GFP_KERNEL);
+	static const u8 syn_opts[] = { TCPOPT_MSS, 4, 0x05, 0xb4, TCPOPT_SACK_PERM, 2,
+				       TCPOPT_TIMESTAMP, 10, 0, 0, 0, 1, 0, 0, 0, 0,
+				       TCPOPT_NOP, TCPOPT_WINDOW, 3, 7 };
+	struct tcphdr *th;
+	u8 *o;
+
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	th = skb_put_zero(skb, sizeof(*th) + sizeof(syn_opts));
+	th->doff = (sizeof(*th) + sizeof(syn_opts)) / 4;
+	th->syn = 1;
+	o = (u8 *)(th + 1);
+	memcpy(o, syn_opts, sizeof(syn_opts));
+	KUNIT_EXPECT_TRUE(test, qotp_tcp_clamp_mss(skb, 0));
+	KUNIT_EXPECT_EQ(test, get_unaligned_be16(o + 2), 1460 - QOTP_OPT_SPACE);
+	KUNIT_EXPECT_MEMEQ(test, o + 4, syn_opts + 4, sizeof(syn_opts) - 4);
+	/* Never below what every TCP must accept, minus our option. */
+	put_unaligned_be16(520, o + 2);
+	KUNIT_EXPECT_TRUE(test, qotp_tcp_clamp_mss(skb, 0));
+	KUNIT_EXPECT_EQ(test, get_unaligned_be16(o + 2), 536 - QOTP_OPT_SPACE);
+	KUNIT_EXPECT_FALSE(test, qotp_tcp_clamp_mss(skb, 0));
+	/* No MSS option: nothing to do. */
+	o[0] = TCPOPT_NOP;
+	o[1] = TCPOPT_NOP;
+	o[2] = TCPOPT_NOP;
+	o[3] = TCPOPT_NOP;
+	KUNIT_EXPECT_FALSE(test, qotp_tcp_clamp_mss(skb, 0));
+	kfree_skb(skb);
+}
+
+static struct kunit_case csum_cases[] = {
+	KUNIT_CASE(csum_v4),
+	KUNIT_CASE(csum_v6),
+	KUNIT_CASE(csum_corrupt_refused),
+	KUNIT_CASE(add_opt_layout),
+	KUNIT_CASE(clamp_mss),
+	{}
+};
+
+static struct kunit_suite csum_suite = {
+	.name = "qotp_csum",
+	.test_cases = csum_cases,
+};
+kunit_test_suite(csum_suite);
