@@ -211,7 +211,7 @@ static struct sk_buff *event_build(struct list_head *list)
 			if (ev->cmd != cmd || ev->peer != peer || ev->dir != dir ||
 			    n == QOTP_EVT_MAX_IDS)
 				break;
-			if (nla_put_u64_64bit(skb, 0, ev->block_id, 0))
+			if (nla_put_u64_64bit(skb, 0, ev->block_id, QOTP_A_PAD))
 				goto fail;
 			consumed += ev->val;
 			n++;
@@ -623,7 +623,7 @@ static int put_peer_body(struct sk_buff *skb, struct qotp_peer_cp *pc)
 	if (!nest)
 		return -EMSGSIZE;
 	for (s = 0; s < __QOTP_STAT_LAST; s++)
-		if (nla_put_u64_64bit(skb, s + 1, v[s], 0))
+		if (nla_put_u64_64bit(skb, s + 1, v[s], QOTP_A_PAD))
 			return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
