@@ -429,7 +429,8 @@ static int get_id(const uint8_t *buf, size_t len, size_t *off, char *id)
 	memcpy(id, buf + *off + 1, n);
 	id[n] = '\0';
 	*off += 1 + n;
-	return valid_id(id) ? 0 : -EBADMSG;
+	/* An embedded NUL would make the id shorter than its length byte says. */
+	return strlen(id) == n && valid_id(id) ? 0 : -EBADMSG;
 }
 
 int dist_decode(const uint8_t *buf, size_t len, struct dist_msg *m)

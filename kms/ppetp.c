@@ -195,7 +195,8 @@ static void r_id(struct rbuf *r, char *id)
 		return;
 	memcpy(id, s, n);
 	id[n] = '\0';
-	if (!valid_id(id))
+	/* An embedded NUL would make the id shorter than its length byte says. */
+	if (strlen(id) != n || !valid_id(id))
 		r->err = 1;
 }
 

@@ -9,6 +9,7 @@ PROTO_LIBS := $(shell $(PKG_CONFIG) --libs libnl-genl-3.0 libnl-3.0 libcrypto 2>
 PROTO_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka libcrypto 2>/dev/null)
 
 UNIT_TESTS += route_test ppetp_test distrib_test
+FUZZERS += fuzz_proto
 
 $(O)/asan/route_test.o: tests/route_test.c | $(O)/asan
 	$(CC) $(SAN_CFLAGS) -I. -MMD -MP -c -o $@ $<

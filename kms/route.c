@@ -475,7 +475,8 @@ static int get_id(const uint8_t *buf, size_t len, size_t *off, char *id)
 		return -EBADMSG;
 	memcpy(id, buf + *off + 1, n);
 	id[n] = '\0';
-	if (!rt_valid_id(id))
+	/* An embedded NUL would make the id shorter than its length byte says. */
+	if (strlen(id) != n || !rt_valid_id(id))
 		return -EBADMSG;
 	*off += n + 1;
 	return 0;

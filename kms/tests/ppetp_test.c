@@ -662,6 +662,9 @@ static void test_codec(void **state)
 	for (long l = 0; l < n; l++)
 		assert_int_not_equal(ppetp_decode(buf, (size_t)l, &d), 0);
 	assert_int_equal(ppetp_decode(buf, (size_t)n + 1, &d), -EBADMSG);
+	buf[16] = '\0';	/* dst "b.c" -> "b\0c": shorter than its length byte */
+	assert_int_equal(ppetp_decode(buf, (size_t)n, &d), -EBADMSG);
+	buf[16] = '.';
 	buf[3] = 2;	/* unknown flag */
 	assert_int_equal(ppetp_decode(buf, (size_t)n, &d), -EBADMSG);
 	m.flags = PPETP_F_ORIGIN;

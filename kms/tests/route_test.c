@@ -438,6 +438,8 @@ static void test_codec_roundtrip_and_rejects(void **state)
 	buf[11] = 0;
 	buf[13] = ' ';	/* first entry's id gets a forbidden character */
 	assert_int_equal(rt_advert_decode(buf, (size_t)len, origin, d, 3), -EBADMSG);
+	buf[13] = '\0';	/* an embedded NUL: the id would decode shorter than its length */
+	assert_int_equal(rt_advert_decode(buf, (size_t)len, origin, d, 3), -EBADMSG);
 	/* Unsorted input is refused by the encoder too; a short buffer says so. */
 	struct rt_entry u[2] = { { "c", 1 }, { "b", 1 } };
 	assert_int_equal(rt_advert_encode("a", u, 2, buf, sizeof(buf)), -EINVAL);
