@@ -8,7 +8,7 @@ PROTO_OBJS := route.o ppetp.o distrib.o kernel_keys.o
 PROTO_LIBS := $(shell $(PKG_CONFIG) --libs libnl-genl-3.0 libnl-3.0 libcrypto 2>/dev/null)
 PROTO_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka libcrypto 2>/dev/null)
 
-UNIT_TESTS += route_test ppetp_test distrib_test
+UNIT_TESTS += route_test ppetp_test distrib_test kernel_keys_test
 FUZZERS += fuzz_proto
 
 $(O)/asan/route_test.o: tests/route_test.c | $(O)/asan
@@ -26,7 +26,7 @@ $(O)/asan/ppetp_test: $(addprefix $(O)/asan/,ppetp_test.o ppetp.o route.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS)
 $(O)/asan/distrib_test: $(addprefix $(O)/asan/,distrib_test.o distrib.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS)
-$(O)/asan/kernel_keys_test: $(addprefix $(O)/asan/,kernel_keys_test.o kernel_keys.o)
+$(O)/asan/kernel_keys_test: $(addprefix $(O)/asan/,kernel_keys_test.o kernel_keys.o nlclient.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS) $(PROTO_LIBS)
 
 $(O)/fuzz/fuzz_proto.o: fuzz/fuzz_proto.c | $(O)/fuzz
