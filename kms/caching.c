@@ -154,7 +154,8 @@ static int follower_block(struct cache_link *cl, const struct msg_block_tag *b, 
 		return store_discard(cl->st, cl->link, b->id, DISCARD_MISMATCH, b->tag,
 				     KMS_TAG_LEN) < 0 ? -1 : 0;
 	case BS_DISCARDED:
-		*status = VERIFY_MISMATCH;
+		/* a tag is kept only for mismatches; a tagless tombstone expired unverified */
+		*status = has_tag ? VERIFY_MISMATCH : VERIFY_MISSING;
 		return 0;
 	default:
 		/* Already verified in an earlier round whose answer the leader lost. */
@@ -196,7 +197,7 @@ int cache_handle_req(struct cache_link *cl, const struct msg *in, struct msg *ou
 	return 0;
 }
 
-int cache_handle_resp(struct cache_link *cl, const struct msg *in)
+int cache_handle_resp(struct cache_link *cl, const struct msg *in, int64_t now_ms)
 {
 	unsigned ok = 0, bad = 0, missing = 0;
 
@@ -229,7 +230,14 @@ int cache_handle_resp(struct cache_link *cl, const struct msg *in)
 			bad++;
 			break;
 		default:
-			missing++;	/* unlocked below; stale ones are purged later */
+			/*
+			 * Not (yet) at the peer: ask again later, not in every round, so that
+			 * orphans (blocks the peer lost in a crash) cannot starve the queue.
+			 * fresh-max-age finally discards them.
+			 */
+			rc = store_defer(cl->st, cl->link, cl->ids[i],
+					 now_ms + CACHE_MISSING_RETRY_MS) == 1 ? 0 : -1;
+			missing++;
 			break;
 		}
 		if (rc < 0) {
@@ -271,7 +279,8 @@ void cache_tick(struct cache_link *cl, int64_t now_ms)
 		cl->rounds_timed_out++;
 		cache_peer_lost(cl);
 	}
-	if (!cl->txid) {
+	{
+		/* only fresh blocks: the locks of a round in flight are untouched */
 		n = store_purge_stale(cl->st, cl->link, now_ms - cl->prm.fresh_max_age_ms);
 		if (n > 0)
 			log_info("link %s: %d unverified blocks expired", cl->link, n);

@@ -29,6 +29,7 @@
 
 #define CACHE_TAG_KEY_LEN 32
 #define CACHE_STRIP (CACHE_TAG_KEY_LEN + KMS_TAG_LEN)	/* key bytes spent per block */
+#define CACHE_MISSING_RETRY_MS 1000	/* a block the peer lacks is asked about again after */
 
 struct cache_params {
 	unsigned round_blocks;
@@ -64,7 +65,7 @@ int cache_round_start(struct cache_link *cl, int64_t now_ms, struct msg *out);
 /* Follower: handles a VERIFY_REQ, fills a VERIFY_RESP. 0 ok, -1 error (send nothing). */
 int cache_handle_req(struct cache_link *cl, const struct msg *in, struct msg *out);
 /* Leader: applies a VERIFY_RESP. 0 ok, 1 stale (ignored), -1 protocol violation. */
-int cache_handle_resp(struct cache_link *cl, const struct msg *in);
+int cache_handle_resp(struct cache_link *cl, const struct msg *in, int64_t now_ms);
 /* Periodic: expires a timed out round (locks released) and purges stale fresh blocks. */
 void cache_tick(struct cache_link *cl, int64_t now_ms);
 /* The peer channel went down: drop the round in flight and release its locks now. */

@@ -299,7 +299,7 @@ static int handle_msg(struct peer *p, struct msg *m)
 		}
 		return peer_send(p, p->out);
 	case MSG_VERIFY_RESP:
-		rc = cache_handle_resp(&l->cache, m);
+		rc = cache_handle_resp(&l->cache, m, now_ms());
 		if (rc < 0) {
 			peer_close(p, "verify response does not answer our round");
 			return -1;

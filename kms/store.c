@@ -9,7 +9,7 @@
 #include "store.h"
 
 enum {
-	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL,
+	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
 };
@@ -18,7 +18,7 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_ADD] = "INSERT OR IGNORE INTO blocks(link,id,state,created,len,key) "
 		  "VALUES(?1,?2,0,?3,?4,?5)",
 	[Q_LOCK_SEL] = "SELECT id FROM blocks WHERE link=?1 AND state=0 AND created<=?2 "
-		       "ORDER BY created,id LIMIT ?3",
+		       "AND (lock_until IS NULL OR lock_until<=?4) ORDER BY created,id LIMIT ?3",
 	[Q_LOCK_UPD] = "UPDATE blocks SET state=1,txid=?3,lock_until=?4 "
 		       "WHERE link=?1 AND id=?2 AND state=0",
 	[Q_GET] = "SELECT state,key,len,tag FROM blocks WHERE link=?1 AND id=?2",
@@ -30,6 +30,8 @@ static const char *const sql_text[__Q_LAST] = {
 		     "WHERE link=?1 AND state=1 AND txid=?2",
 	[Q_UNLOCK_ALL] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 			 "WHERE link=?1 AND state=1",
+	[Q_DEFER] = "UPDATE blocks SET state=0,txid=NULL,lock_until=?3 "
+		    "WHERE link=?1 AND id=?2 AND state=1",
 	[Q_EXPIRE] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 		     "WHERE state=1 AND lock_until<?1",
 	[Q_STALE] = "UPDATE blocks SET state=6,key=NULL WHERE link=?1 AND state=0 AND created<?2",
@@ -261,6 +263,7 @@ int store_lock_fresh(struct store *st, const char *link, size_t max, uint64_t tx
 	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(sel, 2, now_ms - min_age_ms);
 	sqlite3_bind_int64(sel, 3, (int64_t)max);
+	sqlite3_bind_int64(sel, 4, now_ms);
 	while (*n < max && (rc = sqlite3_step(sel)) == SQLITE_ROW)
 		ids[(*n)++] = (uint64_t)sqlite3_column_int64(sel, 0);
 	rc = rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
@@ -359,6 +362,20 @@ int store_unlock(struct store *st, const char *link, uint64_t txid)
 	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
 	if (txid)
 		sqlite3_bind_int64(s, 2, (int64_t)txid);
+	rc = step_done(st, s);
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_DEFER);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	sqlite3_bind_int64(s, 3, not_before_ms);
 	rc = step_done(st, s);
 	AUTO_TX_END(st, rc);
 	return rc;

@@ -70,7 +70,10 @@ void store_rollback(struct store *st);
 /* Adds a fresh block. Returns 0 added, 1 if the id was ever known (ignored), -1 error. */
 int store_add_fresh(struct store *st, const char *link, uint64_t id, const uint8_t *raw,
 		    size_t len, int64_t now_ms);
-/* Locks up to max fresh blocks created before now_ms - min_age_ms, oldest first. */
+/*
+ * Locks up to max fresh blocks created before now_ms - min_age_ms and not deferred past
+ * now_ms, oldest first.
+ */
 int store_lock_fresh(struct store *st, const char *link, size_t max, uint64_t txid,
 		     int64_t now_ms, int64_t min_age_ms, int64_t lock_until_ms, uint64_t *ids,
 		     size_t *n);
@@ -88,6 +91,11 @@ int store_discard(struct store *st, const char *link, uint64_t id, enum discard_
 		  const uint8_t *tag, size_t taglen);
 /* locked(txid) -> fresh. txid 0: all locks of link. Returns rows changed or -1. */
 int store_unlock(struct store *st, const char *link, uint64_t txid);
+/*
+ * locked -> fresh, but not lockable again before not_before_ms (the peer did not have the
+ * block yet: retry later instead of asking about it in every round). Rows or -1.
+ */
+int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms);
 /* Locks whose lock_until passed go back to fresh. Returns rows changed or -1. */
 int store_release_expired(struct store *st, int64_t now_ms);
 /* Fresh blocks created before older_than_ms are discarded as orphans. Rows or -1. */
