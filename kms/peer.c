@@ -21,6 +21,7 @@
 #include "log.h"
 
 #define BACKOFF_MIN_MS 250
+#define HANDSHAKE_TIMEOUT_S 10
 
 static void peer_read_cb(struct bufferevent *bev, void *arg);
 
@@ -193,6 +194,9 @@ static void peer_established(struct peer *p)
 	p->last_rx_ms = now_ms();
 	p->ka_ev = event_new(p->d->base, -1, EV_PERSIST, keepalive_cb, p);
 	event_add(p->ka_ev, &tv);
+	bufferevent_set_timeouts(p->bev, NULL, NULL);	/* keepalive takes over */
+	if (evbuffer_get_length(bufferevent_get_input(p->bev)))
+		peer_read_cb(p->bev, p);
 }
 
 static void peer_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -208,7 +212,9 @@ static void peer_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	serr = EVUTIL_SOCKET_ERROR();
 	e = ssl_errstr(bev);
-	if (what & BEV_EVENT_EOF)
+	if (what & BEV_EVENT_TIMEOUT)
+		snprintf(why, sizeof(why), "TLS handshake timeout");
+	else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "connection closed by peer");
 	else if (serr && (!e || !strncmp(e, "error:00000005:", 15)))
 		/* libevent reports a failed connect as SSL_ERROR_SYSCALL: show errno */
@@ -254,6 +260,10 @@ static struct peer *peer_new(struct kmsd *d, int outbound)
 
 static void setup_bev(struct peer *p)
 {
+	/* An unauthenticated connection gets HANDSHAKE_TIMEOUT_S to prove who it is. */
+	struct timeval tv = { HANDSHAKE_TIMEOUT_S, 0 };
+
+	bufferevent_set_timeouts(p->bev, &tv, &tv);
 	bufferevent_setcb(p->bev, peer_read_cb, peer_write_cb, peer_event_cb, p);
 	bufferevent_setwatermark(p->bev, EV_WRITE, p->d->cf.write_high_watermark / 4, 0);
 	bufferevent_enable(p->bev, EV_READ | EV_WRITE);

@@ -5,7 +5,8 @@
 #   1. kms-a dials "kms-b", but the process there holds a valid certificate for kms-x
 #   2. an impostor calling itself kms-a, with the kms-x certificate, dials the real kms-b
 #   3. a peer whose certificate comes from another CA
-#   4. a correctly authenticated peer speaking another protocol version
+#   4. a correctly authenticated peer speaking another protocol version, or sending garbage
+#   5. a connection that never completes a TLS handshake
 #
 # Each must be refused with a log line saying why, and no key may be cached.
 . "$(dirname "$0")/kms-lib.sh"
@@ -55,5 +56,10 @@ printf '\001\001\000\000\000\000\000\006\005kms-a\001\077\000\000\000\000\000\00
 	-verify_hostname kms-b -quiet >/dev/null 2>&1
 check "a bad frame after hello is closed with the reason" \
 	wait_for 10 'grep -q "closing: bad frame: unknown message type" "$T/kms-b.log"'
+# 5: a connection that never starts TLS is dropped
+exec 3<>"/dev/tcp/127.0.0.1/$PB"
+check "a silent connection is dropped after the handshake timeout" \
+	wait_for 20 'grep -q "closing: TLS handshake timeout" "$T/kms-b.log"'
+exec 3>&-
 check "no verified key anywhere" test "$(count_state kms-b 2)" = 0
 finish
