@@ -67,6 +67,7 @@ static struct sim {
 	uint64_t now;
 	int seq;			/* messages sent so far */
 	int drop_seq;			/* drop the message with this sequence number (-1: none) */
+	int drop_type;			/* drop every message of this type (0: none) */
 	int dup_all;			/* deliver every message twice */
 	int dead;			/* node whose incoming messages vanish (-1: none) */
 	int last_rc[512];		/* ppetp_recv result per delivery */
@@ -168,7 +169,7 @@ static void send_cb(void *arg, const char *to, const uint8_t *msg, size_t len)
 	int seq = S.seq++;
 	struct qmsg *q;
 
-	if (seq == S.drop_seq)
+	if (seq == S.drop_seq || (S.drop_type && len > 1 && msg[1] == S.drop_type))
 		return;
 	assert_true(S.qtail < (int)(sizeof(S.q) / sizeof(S.q[0])));
 	q = &S.q[S.qtail++];
@@ -410,8 +411,29 @@ static void test_abort_at_each_step(void **state)
 			for (int i = 0; i < 4; i++)
 				assert_int_equal(S.node[i].n_commits, 0);
 		}
+		if (k == 5) {
+			/* A lost CONFIRM is re-sent: both ends commit. */
+			assert_int_equal(S.node[0].n_commits, 1);
+		}
+		if (k == 6) {
+			/* A lost DONE: the re-sent CONFIRM gets it again, both commit once. */
+			assert_int_equal(S.node[0].n_commits, 1);
+		}
 		sim_free();
 	}
+
+	/* Every DONE lost: the documented in-doubt case, reported to the source. */
+	sim_init(4, line4, 3, 1);
+	S.drop_type = PPETP_DONE;
+	assert_int_equal(ppetp_start(S.node[0].pp, "nD", 200, 7, S.now), 0);
+	run_with_time(60000);
+	assert_int_equal(S.node[0].n_commits, 0);
+	assert_int_equal(S.node[3].n_commits, 1);
+	assert_int_equal(S.node[0].n_failed, 1);
+	assert_int_equal(S.node[0].last_err, -ETIMEDOUT);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(active(i), 0);
+	sim_free();
 }
 
 static void test_duplicates_rejected(void **state)
@@ -598,6 +620,41 @@ static void test_timeout_then_retry(void **state)
 	sim_free();
 }
 
+/*
+ * The destination's kmsd restarts after C1 arrived and before the RELAY: the new instance
+ * never gets c1, wipes the lone half on its timer, and the source's retry succeeds.
+ */
+static void test_destination_restart(void **state)
+{
+	struct ppetp_ops ops = {
+		.arg = &S.node[2], .next_hop = next_hop_cb, .take_send = take_send_cb,
+		.take_recv = take_recv_cb, .random = random_cb, .send = send_cb,
+		.commit = commit_cb, .failed = failed_cb,
+	};
+	struct ppetp_config cfg = { .max_attempts = 3 };
+
+	sim_init(3, line4, 2, 3);
+	assert_int_equal(ppetp_start(S.node[0].pp, "nC", 100, 3, S.now), 0);
+	/* Deliver only C1 (sent first, straight to nC). */
+	assert_int_equal(S.q[S.qhead].to, 2);
+	assert_int_equal(ppetp_recv(S.node[2].pp, "nA", S.q[S.qhead].buf, S.q[S.qhead].len,
+				    S.now), 0);
+	free(S.q[S.qhead].buf);
+	S.qhead++;
+	ppetp_free(S.node[2].pp);
+	S.node[2].pp = ppetp_new("nC", &ops, &cfg);
+	assert_non_null(S.node[2].pp);
+	run_with_time(40000);
+	assert_int_equal(S.node[0].n_commits, 1);
+	assert_int_equal(S.node[2].n_commits, 1);
+	assert_memory_equal(S.node[0].commits[0].key, S.node[2].commits[0].key, 100);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(active(i), 0);
+		assert_false(S.node[i].double_take);
+	}
+	sim_free();
+}
+
 /* A partitioned destination: start fails at once, nothing is taken. */
 static void test_unreachable(void **state)
 {
@@ -702,6 +759,7 @@ int main(void)
 		cmocka_unit_test(test_mismatch_and_unknown),
 		cmocka_unit_test(test_retry_other_route),
 		cmocka_unit_test(test_timeout_then_retry),
+		cmocka_unit_test(test_destination_restart),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_all_attempts_fail),
 		cmocka_unit_test(test_codec),
