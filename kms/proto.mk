@@ -22,7 +22,7 @@ $(O)/asan/kernel_keys_test.o: tests/kernel_keys_test.c | $(O)/asan
 
 $(O)/asan/route_test: $(addprefix $(O)/asan/,route_test.o route.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS)
-$(O)/asan/ppetp_test: $(addprefix $(O)/asan/,ppetp_test.o ppetp.o route.o)
+$(O)/asan/ppetp_test: $(addprefix $(O)/asan/,ppetp_test.o ppetp.o route.o distrib.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS)
 $(O)/asan/distrib_test: $(addprefix $(O)/asan/,distrib_test.o distrib.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(PROTO_TEST_LIBS)

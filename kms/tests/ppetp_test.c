@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "distrib.h"
 #include "ppetp.h"
 #include "route.h"
 
@@ -655,6 +656,103 @@ static void test_destination_restart(void **state)
 	sim_free();
 }
 
+/*
+ * The whole chain in one process: star nA (centre) with leaves nB and nC, which share no
+ * link. nB's encrypt ring for nC needs key: distribution asks, PPETP relays through nA,
+ * and each committed r1 becomes one block offered by its source. Both "kernel rings"
+ * end up with the same bytes under the same ids, and nA's relay counters moved.
+ */
+struct ring {
+	uint64_t id[16];
+	uint8_t key[16][256];
+	int n;
+};
+
+static void test_chain_distribution_over_ppetp(void **state)
+{
+	static const int star[][2] = { { 0, 1 }, { 0, 2 } };
+	const struct dist_config dc = {
+		.low_watermark = 512, .target = 1024, .block_len = 256, .max_inflight = 4,
+		.offer_timeout_ms = 5000,
+	};
+	struct dist_pair *xb, *yc;
+	struct ring enc = { 0 }, dec = { 0 };
+	struct ppetp_stats st;
+	int rounds = 0;
+
+	sim_init(3, star, 2, 3);
+	xb = dist_pair_new("nB", "nC", &dc, NULL, 0, 0);
+	yc = dist_pair_new("nC", "nB", &dc, NULL, 0, 0);
+	assert_non_null(xb);
+	assert_non_null(yc);
+	while (dist_need(xb) > 0 && rounds++ < 10) {
+		int before = S.node[1].n_commits;
+		uint64_t need = dist_need(xb);
+
+		dist_reserve(xb, (int64_t)need);
+		for (uint64_t got = 0; got < need; got += dc.block_len)
+			assert_int_equal(ppetp_start(S.node[1].pp, "nC", dc.block_len, got, S.now),
+					 0);
+		run();
+		dist_reserve(xb, -(int64_t)need);
+		/* Every transfer nB committed is offered; nC finds its copy by (nB, txid). */
+		for (int i = before; i < S.node[1].n_commits; i++) {
+			const struct commit *cb = &S.node[1].commits[i];
+			const struct commit *cc = NULL;
+			struct dist_msg o = { .type = DIST_OFFER, .source = DIST_SRC_PPETP };
+			uint8_t wbuf[DIST_MSG_MAX];
+			uint32_t len;
+			uint64_t id;
+			long n;
+
+			assert_int_equal(dist_assign(xb, (uint32_t)cb->len, S.now, &id), 0);
+			strcpy(o.enc, "nB");
+			strcpy(o.dec, "nC");
+			o.id = id;
+			o.len = (uint32_t)cb->len;
+			o.ref = cb->txid;
+			n = dist_encode(&o, wbuf, sizeof(wbuf));
+			assert_true(n > 0);
+			assert_int_equal(dist_decode(wbuf, (size_t)n, &o), 0);
+			/* nC: offered by the transfer's source, so nC must hold it. */
+			for (int j = 0; j < S.node[2].n_commits; j++)
+				if (S.node[2].commits[j].txid == o.ref &&
+				    !strcmp(S.node[2].commits[j].src, "nB"))
+					cc = &S.node[2].commits[j];
+			assert_non_null(cc);
+			assert_int_equal(dist_check_offer(yc, o.id, o.len), 0);
+			assert_int_equal(dist_in_accepted(yc, o.id), 0);
+			dec.id[dec.n] = o.id;
+			memcpy(dec.key[dec.n++], cc->key, o.len);
+			assert_int_equal(dist_pushed(yc, DIST_IN, o.id, o.len), 0);
+			/* ACCEPT back at nB: push the encrypt ring. */
+			assert_int_equal(dist_offer_accepted(xb, o.id, &len), 0);
+			enc.id[enc.n] = o.id;
+			memcpy(enc.key[enc.n++], cb->key, len);
+			assert_int_equal(dist_pushed(xb, DIST_OUT, o.id, len), 0);
+		}
+		/* The commit log is small: start over for the next round. */
+		S.node[1].n_commits = 0;
+		S.node[2].n_commits = 0;
+	}
+	assert_int_equal(dist_need(xb), 0);
+	assert_int_equal(enc.n, 4);
+	assert_int_equal(dec.n, enc.n);
+	for (int i = 0; i < enc.n; i++) {
+		assert_int_equal(enc.id[i], (uint64_t)i + 1);
+		assert_int_equal(dec.id[i], enc.id[i]);
+		assert_memory_equal(enc.key[i], dec.key[i], dc.block_len);
+	}
+	ppetp_get_stats(S.node[0].pp, &st);
+	assert_int_equal(st.relayed, 4);
+	assert_int_equal(st.relayed_bytes, 4 * dc.block_len);
+	dist_pair_free(xb);
+	dist_pair_free(yc);
+	explicit_bzero(&enc, sizeof(enc));
+	explicit_bzero(&dec, sizeof(dec));
+	sim_free();
+}
+
 /* A partitioned destination: start fails at once, nothing is taken. */
 static void test_unreachable(void **state)
 {
@@ -760,6 +858,7 @@ int main(void)
 		cmocka_unit_test(test_retry_other_route),
 		cmocka_unit_test(test_timeout_then_retry),
 		cmocka_unit_test(test_destination_restart),
+		cmocka_unit_test(test_chain_distribution_over_ppetp),
 		cmocka_unit_test(test_unreachable),
 		cmocka_unit_test(test_all_attempts_fail),
 		cmocka_unit_test(test_codec),
