@@ -138,6 +138,8 @@ static int follower_block(struct cache_link *cl, const struct msg_block_tag *b, 
 		*status = VERIFY_MISSING;
 		return 0;
 	}
+	if (state != BS_FRESH && state != BS_LOCKED)
+		explicit_bzero(raw, len);	/* only fresh blocks need their bytes here */
 	switch (state) {
 	case BS_FRESH:
 	case BS_LOCKED:

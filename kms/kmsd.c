@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -285,6 +286,9 @@ int main(int argc, char **argv)
 	log_route_libevent();
 	signal(SIGPIPE, SIG_IGN);
 	umask(0077);
+	/* Key bytes pass through this process: never into a core dump. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0))
+		log_warn("prctl(PR_SET_DUMPABLE)");
 	if (!fg && daemon(0, 0))
 		fatal("daemon");
 	d.started = time(NULL);

@@ -36,6 +36,17 @@ check "all fresh blocks verified after the link stops" \
 kmsctl kms-a links >"$T/links.txt"
 check "kmsctl links shows the link" grep -q "^link kms-b" "$T/links.txt"
 check "kmsctl --json keys is JSON" python3 -c "import json,sys; json.loads(sys.argv[1])" "$(kmsctl kms-a --json keys)"
+# SIGHUP: a broken file is refused with its line, a good one applied, the link stays up
+cp "$T/kms-a.conf" "$T/kms-a.conf.good"
+echo "round-blocks many" >>"$T/kms-a.conf"
+kill -HUP "$PID_kmsa"
+check "SIGHUP with a bad file is refused with file and line" \
+	wait_for 10 'grep -q "reload refused: .*kms-a.conf:[0-9]*: round-blocks is not a number: \`many'"'"'" "$T/kms-a.log"'
+cp "$T/kms-a.conf.good" "$T/kms-a.conf"
+echo "round-blocks 32" >>"$T/kms-a.conf"
+kill -HUP "$PID_kmsa"
+check "SIGHUP with a good file reloads" wait_for 10 'grep -q "configuration reloaded" "$T/kms-a.log"'
+check "link still up after reloads" test "$(link_field kms-a connected)" = true
 kill -TERM "$PID_kmsa" "$PID_kmsb"
 wait "$PID_kmsa"; ra=$?
 wait "$PID_kmsb"; rb=$?
