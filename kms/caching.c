@@ -235,10 +235,11 @@ int cache_handle_resp(struct cache_link *cl, const struct msg *in, int64_t now_m
 			/*
 			 * Not (yet) at the peer: ask again later, not in every round, so that
 			 * orphans (blocks the peer lost in a crash) cannot starve the queue.
-			 * fresh-max-age finally discards them.
+			 * Once older than fresh-max-age the peer's answer settles it: orphan.
 			 */
 			rc = store_defer(cl->st, cl->link, cl->ids[i],
-					 now_ms + CACHE_MISSING_RETRY_MS) == 1 ? 0 : -1;
+					 now_ms + CACHE_MISSING_RETRY_MS,
+					 now_ms - cl->prm.fresh_max_age_ms) > 0 ? 0 : -1;
 			missing++;
 			break;
 		}
@@ -281,8 +282,13 @@ void cache_tick(struct cache_link *cl, int64_t now_ms)
 		cl->rounds_timed_out++;
 		cache_peer_lost(cl);
 	}
-	{
-		/* only fresh blocks: the locks of a round in flight are untouched */
+	/*
+	 * Only the follower expires blocks it was never asked about. The leader must not: the
+	 * follower may have verified a block in a round whose answer the leader lost, and the
+	 * two stores would disagree. The leader expires a block only after the follower has
+	 * answered "missing" for it (cache_handle_resp).
+	 */
+	if (!cl->leader) {
 		n = store_purge_stale(cl->st, cl->link, now_ms - cl->prm.fresh_max_age_ms);
 		if (n > 0)
 			log_info("link %s: %d unverified blocks expired", cl->link, n);

@@ -9,7 +9,7 @@
 #include "store.h"
 
 enum {
-	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER,
+	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER, Q_EXPIRE_ONE,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
 };
@@ -32,6 +32,8 @@ static const char *const sql_text[__Q_LAST] = {
 			 "WHERE link=?1 AND state=1",
 	[Q_DEFER] = "UPDATE blocks SET state=0,txid=NULL,lock_until=?3 "
 		    "WHERE link=?1 AND id=?2 AND state=1",
+	[Q_EXPIRE_ONE] = "UPDATE blocks SET state=6,key=NULL,txid=NULL,lock_until=NULL "
+			 "WHERE link=?1 AND id=?2 AND state=1 AND created<?3",
 	[Q_EXPIRE] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 		     "WHERE state=1 AND lock_until<?1",
 	[Q_STALE] = "UPDATE blocks SET state=6,key=NULL WHERE link=?1 AND state=0 AND created<?2",
@@ -367,16 +369,26 @@ int store_unlock(struct store *st, const char *link, uint64_t txid)
 	return rc;
 }
 
-int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms)
+int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms,
+		int64_t expire_before_ms)
 {
-	sqlite3_stmt *s = Q(st, Q_DEFER);
+	sqlite3_stmt *s = Q(st, Q_EXPIRE_ONE);
 	int rc;
 
 	AUTO_TX_BEGIN(st);
 	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, (int64_t)id);
-	sqlite3_bind_int64(s, 3, not_before_ms);
+	sqlite3_bind_int64(s, 3, expire_before_ms);
 	rc = step_done(st, s);
+	if (rc == 1) {
+		rc = count_add(st, link, 0, 0, 1) ? -1 : 2;
+	} else if (rc == 0) {
+		s = Q(st, Q_DEFER);
+		sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 2, (int64_t)id);
+		sqlite3_bind_int64(s, 3, not_before_ms);
+		rc = step_done(st, s);
+	}
 	AUTO_TX_END(st, rc);
 	return rc;
 }

@@ -92,10 +92,13 @@ int store_discard(struct store *st, const char *link, uint64_t id, enum discard_
 /* locked(txid) -> fresh. txid 0: all locks of link. Returns rows changed or -1. */
 int store_unlock(struct store *st, const char *link, uint64_t txid);
 /*
- * locked -> fresh, but not lockable again before not_before_ms (the peer did not have the
- * block yet: retry later instead of asking about it in every round). Rows or -1.
+ * The peer does not have a locked block. If it was created before expire_before_ms it is
+ * discarded as an orphan (returns 2); otherwise it goes back to fresh but is not lockable
+ * again before not_before_ms (returns 1): retried later, not in every round. 0 if the
+ * block is not locked, -1 on error.
  */
-int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms);
+int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_before_ms,
+		int64_t expire_before_ms);
 /* Locks whose lock_until passed go back to fresh. Returns rows changed or -1. */
 int store_release_expired(struct store *st, int64_t now_ms);
 /* Fresh blocks created before older_than_ms are discarded as orphans. Rows or -1. */

@@ -284,6 +284,32 @@ static void test_stale_fresh_purged(void **state)
 	assert_true(s.orphaned_total == 1);
 }
 
+/* A leader never expires a block unasked: the follower may hold it verified. */
+static void test_leader_expires_only_missing(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats s;
+	uint8_t raw[BLK];
+	int64_t late = 10 + prm.fresh_max_age_ms + 1;
+
+	qkd(f, 1, -1);
+	assert_int_equal(cache_round_start(&f->a, 10, &f->req), 1);
+	assert_int_equal(cache_handle_req(&f->b, &f->req, &f->resp), 0);
+	/* answer lost, leader restarts much later: its copy is old but must survive */
+	cache_peer_lost(&f->a);
+	cache_tick(&f->a, late);
+	assert_int_equal(state_of(f->sa, "kms-b", 1, NULL, NULL), BS_FRESH);
+	block(2, raw);		/* block 2 only ever reached the leader */
+	assert_int_equal(store_add_fresh(f->sa, "kms-b", 2, raw, BLK, 0), 0);
+	assert_int_equal(cache_round_start(&f->a, late, &f->req), 1);
+	assert_int_equal(cache_handle_req(&f->b, &f->req, &f->resp), 0);
+	assert_int_equal(cache_handle_resp(&f->a, &f->resp, late), 0);
+	assert_int_equal(state_of(f->sa, "kms-b", 1, NULL, NULL), BS_VERIFIED);
+	assert_int_equal(state_of(f->sa, "kms-b", 2, NULL, NULL), BS_DISCARDED);
+	assert_int_equal(store_link_stats(f->sa, "kms-b", &s), 0);
+	assert_true(s.orphaned_total == 1 && s.mismatched_total == 0);
+}
+
 static void test_tag_function(void **state)
 {
 	uint8_t raw[BLK], t1[KMS_TAG_LEN], t2[KMS_TAG_LEN];
@@ -315,6 +341,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_lost_releases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_protocol_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_fresh_purged, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leader_expires_only_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tag_function, setup, teardown),
 	};
 

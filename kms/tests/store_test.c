@@ -249,6 +249,34 @@ static void test_release_expired(void **state)
 	assert_int_equal(store_release_expired(f->st, 1000), 1);
 }
 
+static void test_defer(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats s;
+	uint64_t ids[4];
+	size_t n;
+	int st;
+
+	add(f->st, "b", 1, 1, 100, 100);
+	add(f->st, "b", 2, 1, 100, 500);
+	assert_int_equal(store_lock_fresh(f->st, "b", 4, 1, 1000, 0, 9999, ids, &n), 0);
+	assert_int_equal(n, 2);
+	/* block 1 is older than the expiry line: orphan; block 2 is deferred to t=2000 */
+	assert_int_equal(store_defer(f->st, "b", 1, 2000, 300), 2);
+	assert_int_equal(store_defer(f->st, "b", 2, 2000, 300), 1);
+	assert_int_equal(store_defer(f->st, "b", 2, 2000, 300), 0);	/* no longer locked */
+	assert_int_equal(store_get(f->st, "b", 1, &st, NULL, &n, NULL, NULL), 0);
+	assert_int_equal(st, BS_DISCARDED);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_lock_fresh(f->st, "b", 4, 2, 1999, 0, 9999, ids, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_lock_fresh(f->st, "b", 4, 2, 2000, 0, 9999, ids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(ids[0] == 2);
+	assert_int_equal(store_link_stats(f->st, "b", &s), 0);
+	assert_true(s.orphaned_total == 1);
+}
+
 static void test_schema_version(void **state)
 {
 	struct fx *f = *state;
@@ -275,6 +303,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_expired, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	};
 
