@@ -330,7 +330,7 @@ static void peer_read_cb(struct bufferevent *bev, void *arg)
 		return;		/* not yet identified (cannot happen after CONNECTED) */
 	p->last_rx_ms = now_ms();
 	for (;;) {
-		size_t avail = evbuffer_get_length(in);
+		size_t avail = evbuffer_get_length(in), n;
 		uint8_t *h, type = 0;
 		uint32_t plen = 0;
 		int rc;
@@ -344,8 +344,9 @@ static void peer_read_cb(struct bufferevent *bev, void *arg)
 		}
 		if (avail == 0)
 			return;
-		h = evbuffer_pullup(in, avail < MSG_HDR_LEN ? (ssize_t)avail : MSG_HDR_LEN);
-		rc = codec_decode_header(h, avail, &type, &plen);
+		n = avail < MSG_HDR_LEN ? avail : MSG_HDR_LEN;
+		h = evbuffer_pullup(in, n);
+		rc = codec_decode_header(h, n, &type, &plen);
 		if (rc == CODEC_SHORT)
 			return;
 		if (rc != CODEC_OK) {

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 # Helpers for the kms-*.sh loopback integration tests (sourced, not run). Each test gets a
 # private directory, free 127.0.0.1 ports, a test PKI, and a trap that kills what it started.
+# KMS_KEEP=1 keeps the directory (logs, stores) for inspection.
 
 set -u
 : "${QOTP_TOP:=$(cd "$(dirname "$0")/../.." && pwd)}"
@@ -20,7 +21,7 @@ cleanup() {
 	if [ "$NFAIL" -ne 0 ]; then
 		for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done
 	fi
-	rm -rf "$T"
+	if [ -n "${KMS_KEEP:-}" ]; then echo "# kept $T"; else rm -rf "$T"; fi
 }
 trap cleanup EXIT
 
