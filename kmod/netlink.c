@@ -110,6 +110,21 @@ static struct qotp_net *info_qn(struct genl_info *info)
 	return qotp_net(genl_info_net(info));
 }
 
+/* A required attribute: the extack names the missing type (NLMSGERR_ATTR_MISS_TYPE, and
+ * MISS_NEST for nested ones) and says so in words for tools that only print the text. */
+#define REQUIRE(info, type) ({						\
+	bool __miss = GENL_REQ_ATTR_CHECK(info, type);				\
+	if (__miss)								\
+		NL_SET_ERR_MSG((info)->extack, "missing required attribute " #type); \
+	__miss;									\
+})
+#define REQUIRE_NESTED(extack, nest, tb, type) ({				\
+	bool __miss = NL_REQ_ATTR_CHECK(extack, nest, tb, type);		\
+	if (__miss)								\
+		NL_SET_ERR_MSG(extack, "missing required attribute " #type);	\
+	__miss;									\
+})
+
 /* ---- events ---------------------------------------------------------------------- */
 
 void qotp_evq_init(struct qotp_evq *q, struct net *net)
@@ -466,9 +481,9 @@ static int parse_prefixes(const struct nlattr *nest, struct qotp_prefix **out, u
 		if (err)
 			goto fail;
 		err = -EINVAL;
-		if (NL_REQ_ATTR_CHECK(extack, a, tb, QOTP_A_PREFIX_FAMILY) ||
-		    NL_REQ_ATTR_CHECK(extack, a, tb, QOTP_A_PREFIX_ADDR) ||
-		    NL_REQ_ATTR_CHECK(extack, a, tb, QOTP_A_PREFIX_LEN))
+		if (REQUIRE_NESTED(extack, a, tb, QOTP_A_PREFIX_FAMILY) ||
+		    REQUIRE_NESTED(extack, a, tb, QOTP_A_PREFIX_ADDR) ||
+		    REQUIRE_NESTED(extack, a, tb, QOTP_A_PREFIX_LEN))
 			goto fail;
 		p->family = nla_get_u16(tb[QOTP_A_PREFIX_FAMILY]);
 		if (p->family != AF_INET && p->family != AF_INET6) {
@@ -513,7 +528,7 @@ static int peer_change_doit(struct sk_buff *skb, struct genl_info *info)
 	u32 id, n;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, QOTP_A_PEER_ID))
+	if (REQUIRE(info, QOTP_A_PEER_ID))
 		return -EINVAL;
 	id = nla_get_u32(info->attrs[QOTP_A_PEER_ID]);
 	err = parse_prefixes(info->attrs[QOTP_A_PEER_PREFIXES], &pfx, &n, extack);
@@ -544,7 +559,7 @@ static int del_peer_doit(struct sk_buff *skb, struct genl_info *info)
 	struct qotp_cp *cp = qotp_cp(qn);
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, QOTP_A_PEER_ID))
+	if (REQUIRE(info, QOTP_A_PEER_ID))
 		return -EINVAL;
 	mutex_lock(&cp->lock);
 	err = qotp_peer_del(qn, nla_get_u32(info->attrs[QOTP_A_PEER_ID]));
@@ -638,7 +653,7 @@ static int get_peer_doit(struct sk_buff *skb, struct genl_info *info)
 	void *hdr;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, QOTP_A_PEER_ID))
+	if (REQUIRE(info, QOTP_A_PEER_ID))
 		return -EINVAL;
 	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
 	if (!msg)
@@ -749,8 +764,8 @@ static int parse_blocks(const struct nlattr *nest, struct qotp_push_blk **out, u
 		if (err)
 			goto fail;
 		err = -EINVAL;
-		if (NL_REQ_ATTR_CHECK(extack, a, tb, QOTP_A_BLOCK_ID) ||
-		    NL_REQ_ATTR_CHECK(extack, a, tb, QOTP_A_BLOCK_DATA))
+		if (REQUIRE_NESTED(extack, a, tb, QOTP_A_BLOCK_ID) ||
+		    REQUIRE_NESTED(extack, a, tb, QOTP_A_BLOCK_DATA))
 			goto fail;
 		b[n].id = nla_get_u64(tb[QOTP_A_BLOCK_ID]);
 		b[n].data = nla_data(tb[QOTP_A_BLOCK_DATA]);
@@ -786,9 +801,9 @@ static int push_keys_doit(struct sk_buff *skb, struct genl_info *info)
 	u8 dir;
 	int err;
 
-	if (GENL_REQ_ATTR_CHECK(info, QOTP_A_PUSH_PEER) ||
-	    GENL_REQ_ATTR_CHECK(info, QOTP_A_PUSH_DIR) ||
-	    GENL_REQ_ATTR_CHECK(info, QOTP_A_PUSH_BLOCKS)) {
+	if (REQUIRE(info, QOTP_A_PUSH_PEER) ||
+	    REQUIRE(info, QOTP_A_PUSH_DIR) ||
+	    REQUIRE(info, QOTP_A_PUSH_BLOCKS)) {
 		err = -EINVAL;
 		goto wipe;
 	}
