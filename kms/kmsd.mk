@@ -42,3 +42,10 @@ $(O)/fuzz/fuzz_codec: $(addprefix $(O)/fuzz/,fuzz_codec.o codec.o config.o)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
 $(O)/fuzz/fuzz_config: $(addprefix $(O)/fuzz/,fuzz_config.o config.o)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
+
+# Crash-test driver for the store (not installed; used by tests/integ/kms-takeonce.sh).
+build-all: $(O)/store_torture
+$(O)/store_torture.o: tests/store_torture.c | $(O)
+	$(CC) $(ALL_CFLAGS) -I. -MMD -MP -c -o $@ $<
+$(O)/store_torture: $(O)/store_torture.o $(O)/store.o
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
