@@ -4,13 +4,14 @@
 #
 #   kmsd kms-a <==== TLS ====> kmsd kms-b
 #        \ end a                end b (bit error rate 1e-5) /
-#         +------------------ qkdsimd ----------------------+
+#         +------------------ qkdsimd (TCP) ----------------+
 #
 # Mismatched blocks must be found by the keyed-hash comparison, discarded at both ends
 # (bytes wiped) and counted; only identical blocks may ever become verified.
 . "$(dirname "$0")/kms-lib.sh"
 
 PA=$(free_port); PB=$(free_port)
+QKD_SPEC=tcp:127.0.0.1:$(free_port)	# the simulator over TCP here, UNIX sockets elsewhere
 write_conf kms-a kms-b "$PA" "$PB" a
 write_conf kms-b kms-a "$PB" "$PA" b
 # 1e-5 per bit over 4096-byte blocks: about 28% of the blocks carry an error.

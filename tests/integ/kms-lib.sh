@@ -62,16 +62,17 @@ write_conf() {
 		echo "keepalive 1"
 		echo "reconnect-max 1"
 		for d in "$@"; do echo "$d"; done
-		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim unix:$T/qkd.sock end $end"
+		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end"
 	} >"$T/$node.conf"
 }
 
 # start_qkdsim ARGS...: sets QKD_PID
+# QKD_SPEC=tcp:127.0.0.1:PORT (set before write_conf) uses TCP instead of a UNIX socket.
 start_qkdsim() {
-	"$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" "$@" >>"$T/qkdsimd.log" 2>&1 &
+	"$QOTP_BIN/qkdsimd" -f -l "${QKD_SPEC:-unix:$T/qkd.sock}" "$@" >>"$T/qkdsimd.log" 2>&1 &
 	QKD_PID=$!
 	PIDS+=("$QKD_PID")
-	wait_for 5 '[ -S "$T/qkd.sock" ]'
+	wait_for 5 'grep -q "listening on" "$T/qkdsimd.log"'
 }
 
 # start_kmsd NODE: sets PID_<node with - removed>
