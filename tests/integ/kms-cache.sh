@@ -10,7 +10,7 @@
 . "$(dirname "$0")/kms-lib.sh"
 
 PA=$(free_port); PB=$(free_port)
-write_conf kms-a kms-b "$PA" "$PB" a
+write_conf kms-a kms-b "$PA" "$PB" a "pidfile $T/kms-a.pid"
 write_conf kms-b kms-a "$PB" "$PA" b
 
 check "kmsd --check-config accepts the config" "$QOTP_BIN/kmsd" -n -c "$T/kms-a.conf"
@@ -23,6 +23,7 @@ start_qkdsim -r 4000000 -b 4096
 start_kmsd kms-a
 start_kmsd kms-b
 
+check "pidfile holds the daemon's pid" test "$(cat "$T/kms-a.pid" 2>/dev/null)" = "$PID_kmsa"
 check "control socket is mode 0600" test "$(stat -c %a "$T/kms-a.sock")" = 600
 check "peer channel comes up" wait_for 15 '[ "$(link_field kms-a connected)" = true ]'
 check "kms-a leads, kms-b follows" test "$(link_field kms-a role)/$(link_field kms-b role)" = leader/follower
@@ -51,6 +52,7 @@ kill -TERM "$PID_kmsa" "$PID_kmsb"
 wait "$PID_kmsa"; ra=$?
 wait "$PID_kmsb"; rb=$?
 check "both kmsd exit 0 on SIGTERM" test "$ra/$rb" = 0/0
+check "pidfile and control socket removed on exit" test ! -e "$T/kms-a.pid" -a ! -e "$T/kms-a.sock"
 
 stores_dump kms-a kms-b >"$T/a.dump"
 stores_dump kms-b kms-a >"$T/b.dump"
