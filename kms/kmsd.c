@@ -110,14 +110,14 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 
 	for (size_t i = 0; i < d->n_links; i++) {
 		struct link *l = &d->links[i];
-		struct store_link_stats s;
+		int64_t live;
 		int full;
 
 		cache_tick(&l->cache, now);
-		if (store_link_stats(d->st, l->nb.id, &s))
+		live = store_link_live_bytes(d->st, l->nb.id);
+		if (live < 0)
 			continue;
-		full = s.bytes[BS_FRESH] + s.bytes[BS_LOCKED] + s.bytes[BS_VERIFIED] >=
-		       d->cf.link_max_bytes;
+		full = (uint64_t)live >= d->cf.link_max_bytes;
 		if (full != l->qkd_paused && l->qkd) {
 			log_info("link %s: store %s link-max-bytes, QKD intake %s", l->nb.id,
 				 full ? "reached" : "below", full ? "paused" : "resumed");

@@ -11,7 +11,7 @@
 enum {
 	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER, Q_EXPIRE_ONE,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
-	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
+	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
 };
 
 static const char *const sql_text[__Q_LAST] = {
@@ -47,6 +47,7 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_CONSUME] = "UPDATE blocks SET state=5,key=NULL WHERE link=?1 AND id=?2 AND state=4",
 	[Q_STATS] = "SELECT state,count(*),coalesce(sum(length(key)),0) FROM blocks WHERE link=?1 "
 		    "GROUP BY state",
+	[Q_LIVE] = "SELECT coalesce(sum(len),0) FROM blocks WHERE link=?1 AND state IN (0,1,2)",
 	[Q_CNT_GET] = "SELECT verified,mismatched,orphaned FROM counters WHERE link=?1",
 	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
 		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
@@ -65,7 +66,8 @@ static const char schema_v1[] =
 	" txid INTEGER,"		/* caching round (locked) or reservation (reserved) */
 	" lock_until INTEGER,"
 	" PRIMARY KEY(link, id)) WITHOUT ROWID;"
-	"CREATE INDEX blocks_state ON blocks(link, state, created);"
+	/* len in the index: the live-bytes check each second is an index-only scan */
+	"CREATE INDEX blocks_state ON blocks(link, state, created, len);"
 	"CREATE TABLE counters(link TEXT PRIMARY KEY, verified INTEGER NOT NULL,"
 	" mismatched INTEGER NOT NULL, orphaned INTEGER NOT NULL);"
 	"PRAGMA user_version=1;";
@@ -566,4 +568,16 @@ int store_link_stats(struct store *st, const char *link, struct store_link_stats
 	}
 	done(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int64_t store_link_live_bytes(struct store *st, const char *link)
+{
+	sqlite3_stmt *s = Q(st, Q_LIVE);
+	int64_t v = -1;
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	done(s);
+	return v;
 }

@@ -123,5 +123,7 @@ int store_release_reserved(struct store *st, uint64_t resv);
 int store_consume(struct store *st, const char *link, uint64_t id);
 
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *s);
+/* Bytes of fresh, locked and verified blocks of link (cheap: index only), -1 on error. */
+int64_t store_link_live_bytes(struct store *st, const char *link);
 
 #endif

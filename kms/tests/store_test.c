@@ -127,6 +127,8 @@ static void test_discard_counts(void **state)
 	assert_true(s.blocks[BS_VERIFIED] == 1 && s.bytes[BS_VERIFIED] == 136);
 	assert_true(s.blocks[BS_DISCARDED] == 3 && s.bytes[BS_DISCARDED] == 0);
 	assert_true(s.verified_total == 1 && s.mismatched_total == 1 && s.orphaned_total == 2);
+	assert_int_equal(store_link_live_bytes(f->st, "b"), 136);
+	assert_int_equal(store_link_live_bytes(f->st, "c"), 0);
 }
 
 static void verify_all(struct store *st, const char *link, uint64_t lo, uint64_t hi)
