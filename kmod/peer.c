@@ -325,6 +325,7 @@ free:
 	kfree(pc);
 	return err;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_peer_add);
 
 int qotp_peer_set(struct qotp_net *qn, u32 id, const struct qotp_prefix *pfx, u32 n,
 		  struct netlink_ext_ack *extack)
@@ -358,6 +359,7 @@ int qotp_peer_set(struct qotp_net *qn, u32 id, const struct qotp_prefix *pfx, u3
 	kfree(old);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_peer_set);
 
 static void peer_remove(struct qotp_net *qn, struct qotp_peer_cp *pc)
 {
@@ -392,6 +394,7 @@ int qotp_peer_del(struct qotp_net *qn, u32 id)
 	peer_remove(qn, pc);
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_peer_del);
 
 void qotp_peer_flush(struct qotp_net *qn, struct qotp_peer *peer, int dir)
 {
@@ -431,6 +434,7 @@ int qotp_cp_init(struct qotp_net *qn)
 	qn->cp = cp;
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_cp_init);
 
 void qotp_cp_exit(struct qotp_net *qn)
 {
@@ -456,3 +460,4 @@ void qotp_cp_exit(struct qotp_net *qn)
 	qn->cp = NULL;
 	kfree(cp);
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_cp_exit);
