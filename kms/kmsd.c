@@ -20,6 +20,7 @@
 
 #include "kmsd.h"
 #include "log.h"
+#include "wipe.h"
 
 static const char *default_conf = "/etc/kmsd/kmsd.conf";
 
@@ -257,6 +258,9 @@ int main(int argc, char **argv)
 	char err[512];
 	FILE *pf;
 
+	/* before any library allocates: key bytes must not linger in freed heap memory */
+	if (wipe_alloc_init())
+		fatalx("cannot install the wiping allocator");
 	d.conf_path = default_conf;
 	while ((c = getopt_long(argc, argv, "c:nfvh", opts, NULL)) != -1) {
 		switch (c) {

@@ -5,8 +5,8 @@
 KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlite3 2>/dev/null)
 KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
 
-KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o
-QKDSIMD_OBJS := qkdsimd.o log.o
+KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o
+QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 
 PROGS += kmsd qkdsimd kmsctl

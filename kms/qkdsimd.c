@@ -27,6 +27,7 @@
 #include <openssl/rand.h>
 
 #include "log.h"
+#include "wipe.h"
 #include "qkdsim.h"
 
 #define OUT_HIGH (4u << 20)	/* an end that does not read is not fed beyond this */
@@ -337,6 +338,9 @@ int main(int argc, char **argv)
 	struct timeval tv = { 0, 10000 };
 	char *end;
 
+	/* before any library allocates: key bytes must not linger in freed heap memory */
+	if (wipe_alloc_init())
+		fatalx("cannot install the wiping allocator");
 	while ((c = getopt_long(argc, argv, "l:r:b:e:E:p:fvh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen_spec = optarg; break;
