@@ -101,9 +101,23 @@ int cache_round_start(struct cache_link *cl, int64_t now_ms, struct msg *out)
 		struct msg_block_tag *b = &out->vreq.blocks[out->vreq.count];
 
 		if (store_get(cl->st, cl->link, cl->ids[i], &state, raw, &len, NULL, NULL) ||
-		    state != BS_LOCKED || cache_tag(cl->pair, cl->ids[i], raw, len, b->tag)) {
-			/* Unusable (too short for a tag): discard rather than retry forever. */
+		    state != BS_LOCKED) {
+			/*
+			 * A store error: give the round up, do not discard (the follower may
+			 * hold this block verified from a round whose answer we lost).
+			 */
 			explicit_bzero(raw, STORE_BLOCK_MAX);
+			log_warnx("link %s: reading block %llu: %s", cl->link,
+				  (unsigned long long)cl->ids[i], store_errmsg(cl->st));
+			store_unlock(cl->st, cl->link, txid);
+			return -1;
+		}
+		if (cache_tag(cl->pair, cl->ids[i], raw, len, b->tag)) {
+			/*
+			 * Too short to carry a tag: it can never be verified at either end (the
+			 * follower cannot compute a tag either), so discard it.
+			 */
+			explicit_bzero(raw, len);
 			store_discard(cl->st, cl->link, cl->ids[i], DISCARD_ORPHAN, NULL, 0);
 			continue;
 		}

@@ -310,6 +310,21 @@ static void test_leader_expires_only_missing(void **state)
 	assert_true(s.orphaned_total == 1 && s.mismatched_total == 0);
 }
 
+/* A block too short to carry a tag is dropped at the leader and never sent. */
+static void test_short_block(void **state)
+{
+	struct fx *f = *state;
+	uint8_t raw[BLK];
+
+	block(1, raw);
+	assert_int_equal(store_add_fresh(f->sa, "kms-b", 1, raw, CACHE_STRIP, 0), 0);
+	qkd(f, 2, -1);
+	assert_int_equal(cache_round_start(&f->a, 10, &f->req), 1);
+	assert_int_equal(f->req.vreq.count, 1);
+	assert_true(f->req.vreq.blocks[0].id == 2);
+	assert_int_equal(state_of(f->sa, "kms-b", 1, NULL, NULL), BS_DISCARDED);
+}
+
 static void test_tag_function(void **state)
 {
 	uint8_t raw[BLK], t1[KMS_TAG_LEN], t2[KMS_TAG_LEN];
@@ -342,6 +357,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_protocol_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_fresh_purged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_expires_only_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tag_function, setup, teardown),
 	};
 
