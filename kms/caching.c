@@ -175,11 +175,22 @@ static int follower_block(struct cache_link *cl, const struct msg_block_tag *b, 
 		return 0;
 	default:
 		/* Already verified in an earlier round whose answer the leader lost. */
-		*status = has_tag && CRYPTO_memcmp(stored, b->tag, KMS_TAG_LEN) == 0 ?
-			  VERIFY_OK : VERIFY_MISMATCH;
-		if (*status != VERIFY_OK)
-			log_warnx("link %s: block %llu (%s) re-verified with a different tag",
-				  cl->link, (unsigned long long)b->id, block_state_name(state));
+		if (has_tag && CRYPTO_memcmp(stored, b->tag, KMS_TAG_LEN) == 0) {
+			*status = VERIFY_OK;
+			return 0;
+		}
+		/*
+		 * The leader's copy changed since (corruption, or a broken leader). It will
+		 * discard the block on our answer; so do we while it is unused, so both stores
+		 * agree. A block already handed out cannot be recalled: say so loudly.
+		 */
+		*status = VERIFY_MISMATCH;
+		log_warnx("link %s: block %llu (%s) re-verified with a different tag%s", cl->link,
+			  (unsigned long long)b->id, block_state_name(state),
+			  state == BS_VERIFIED ? ", discarded" : ", ALREADY HANDED OUT");
+		if (state == BS_VERIFIED)
+			return store_discard(cl->st, cl->link, b->id, DISCARD_MISMATCH, b->tag,
+					     KMS_TAG_LEN) < 0 ? -1 : 0;
 		return 0;
 	}
 }

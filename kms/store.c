@@ -25,7 +25,7 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_VERIFY] = "UPDATE blocks SET state=2,tag=?3,key=substr(key,?4+1),len=len-?4,txid=NULL,"
 		     "lock_until=NULL WHERE link=?1 AND id=?2 AND state IN (0,1) AND len>?4",
 	[Q_DISCARD] = "UPDATE blocks SET state=6,key=NULL,tag=?3,txid=NULL,lock_until=NULL "
-		      "WHERE link=?1 AND id=?2 AND state IN (0,1)",
+		      "WHERE link=?1 AND id=?2 AND state IN (0,1,2)",
 	[Q_UNLOCK] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 		     "WHERE link=?1 AND state=1 AND txid=?2",
 	[Q_UNLOCK_ALL] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "

@@ -6,7 +6,8 @@
  *   fresh --lock--> locked --verify--> verified --take--> delivered --consume--> consumed
  *     ^               |                   |  ^                 ^
  *     +----unlock-----+                 reserve  release       |
- *   fresh/locked --discard--> discarded   v  |                 |
+ *   fresh/locked/verified --discard--> discarded                 |
+ *                                         v  |                 |
  *                                      reserved ---commit------+
  *
  * Rows are never deleted, only their key bytes (tombstones): a block id that was once in the
@@ -86,7 +87,10 @@ int store_get(struct store *st, const char *link, uint64_t id, int *state, uint8
 /* fresh/locked -> verified; the first strip bytes (used for the tag) are wiped. 0 or -1. */
 int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t *tag,
 		 size_t taglen, size_t strip);
-/* fresh/locked -> discarded (tombstone, bytes wiped), counted under reason. 0 or -1. */
+/*
+ * fresh/locked/verified -> discarded (tombstone, bytes wiped), counted under reason.
+ * (verified only when the peer turns out to disagree about a block.) 0 or -1.
+ */
 int store_discard(struct store *st, const char *link, uint64_t id, enum discard_reason why,
 		  const uint8_t *tag, size_t taglen);
 /* locked(txid) -> fresh. txid 0: all locks of link. Returns rows changed or -1. */

@@ -311,6 +311,23 @@ static void test_leader_expires_only_missing(void **state)
 }
 
 /* A block too short to carry a tag is dropped at the leader and never sent. */
+/* A leader whose copy changed after the follower verified it: both end up discarding. */
+static void test_changed_tag_after_verify(void **state)
+{
+	struct fx *f = *state;
+
+	qkd(f, 1, -1);
+	assert_int_equal(cache_round_start(&f->a, 10, &f->req), 1);
+	assert_int_equal(cache_handle_req(&f->b, &f->req, &f->resp), 0);
+	assert_int_equal(state_of(f->sb, "kms-a", 1, NULL, NULL), BS_VERIFIED);
+	f->req.vreq.blocks[0].tag[5] ^= 4;
+	assert_int_equal(cache_handle_req(&f->b, &f->req, &f->resp), 0);
+	assert_int_equal(f->resp.vresp.blocks[0].status, VERIFY_MISMATCH);
+	assert_int_equal(state_of(f->sb, "kms-a", 1, NULL, NULL), BS_DISCARDED);
+	assert_int_equal(cache_handle_resp(&f->a, &f->resp, 10), 0);
+	assert_int_equal(state_of(f->sa, "kms-b", 1, NULL, NULL), BS_DISCARDED);
+}
+
 static void test_short_block(void **state)
 {
 	struct fx *f = *state;
@@ -357,6 +374,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_protocol_violations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_fresh_purged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leader_expires_only_missing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changed_tag_after_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tag_function, setup, teardown),
 	};

@@ -116,7 +116,6 @@ static void test_discard_counts(void **state)
 	assert_int_equal(store_verify(f->st, "b", 1, tag, 32, 64), 0);
 	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), 0);
 	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), -1);
-	assert_int_equal(store_discard(f->st, "b", 1, DISCARD_MISMATCH, tag, 32), -1);
 	assert_int_equal(store_purge_stale(f->st, "b", 11), 2);
 	assert_int_equal(store_get(f->st, "b", 2, &st, NULL, &len, NULL, NULL), 0);
 	assert_int_equal(st, BS_DISCARDED);
@@ -137,6 +136,21 @@ static void verify_all(struct store *st, const char *link, uint64_t lo, uint64_t
 
 	for (uint64_t i = lo; i <= hi; i++)
 		assert_int_equal(store_verify(st, link, i, tag, 32, 64), 0);
+}
+
+static void test_discard_only_unused(void **state)
+{
+	struct fx *f = *state;
+	uint8_t tag[32] = { 0 };
+	size_t n;
+
+	for (uint64_t i = 1; i <= 2; i++)
+		add(f->st, "b", i, 1, 200, 10);
+	verify_all(f->st, "b", 1, 2);
+	assert_int_equal(store_take(f->st, "b", 1, f->out, 1, &n), 0);	/* 1 delivered */
+	assert_int_equal(store_discard(f->st, "b", 1, DISCARD_MISMATCH, tag, 32), -1);
+	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), 0);
+	assert_int_equal(store_discard(f->st, "b", 2, DISCARD_MISMATCH, tag, 32), -1);
 }
 
 static void test_take_once(void **state)
@@ -301,6 +315,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_lock_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_only_unused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_recover, setup, teardown),
