@@ -13,6 +13,7 @@
 #include <linux/bitmap.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
+#include <linux/delay.h>
 
 #include "../qotp.h"
 #include "../keyring.h"
@@ -304,6 +305,26 @@ static void test_low_watermark(struct kunit *test)
 	qotp_ring_release(k->ring, &r, 11);
 	KUNIT_ASSERT_EQ(test, take_events(k, QOTP_CMD_EVENT_LOW_WATERMARK, v, 4), 1);
 	KUNIT_EXPECT_EQ(test, v[0], 89ULL);
+	ktx_done(k);
+}
+
+static void test_key_empty_rate_limit(struct kunit *test)
+{
+	struct ktx *k = ktx_new(test, QOTP_DIR_ENCRYPT);
+	u64 drops[4];
+	int i;
+
+	qotp_ring_key_empty(k->ring);
+	KUNIT_ASSERT_EQ(test, take_events(k, QOTP_CMD_EVENT_KEY_EMPTY, drops, 4), 1);
+	KUNIT_EXPECT_EQ(test, drops[0], 1ULL);
+	/* Within 100 ms: counted, not reported. */
+	for (i = 0; i < 5; i++)
+		qotp_ring_key_empty(k->ring);
+	KUNIT_EXPECT_EQ(test, take_events(k, QOTP_CMD_EVENT_KEY_EMPTY, drops, 4), 0);
+	msleep(150);
+	qotp_ring_key_empty(k->ring);
+	KUNIT_ASSERT_EQ(test, take_events(k, QOTP_CMD_EVENT_KEY_EMPTY, drops, 4), 1);
+	KUNIT_EXPECT_EQ(test, drops[0], 6ULL);	/* every drop since the last event */
 	ktx_done(k);
 }
 
@@ -667,6 +688,7 @@ static struct kunit_case keyring_cases[] = {
 	KUNIT_CASE(test_limits),
 	KUNIT_CASE(test_wipe),
 	KUNIT_CASE(test_low_watermark),
+	KUNIT_CASE(test_key_empty_rate_limit),
 	KUNIT_CASE(test_concurrent_reserve_release),
 	KUNIT_CASE(test_differential),
 	{}
