@@ -637,8 +637,10 @@ static int put_peer_body(struct sk_buff *skb, struct qotp_peer_cp *pc)
 	nest = nla_nest_start(skb, QOTP_A_PEER_STATS);
 	if (!nest)
 		return -EMSGSIZE;
+	/* Types are stat + 1, so padding (where needed) is type 0: it never collides with a
+	 * counter appended later. */
 	for (s = 0; s < __QOTP_STAT_LAST; s++)
-		if (nla_put_u64_64bit(skb, s + 1, v[s], QOTP_A_PAD))
+		if (nla_put_u64_64bit(skb, s + 1, v[s], 0))
 			return -EMSGSIZE;
 	nla_nest_end(skb, nest);
 	return 0;
