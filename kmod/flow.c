@@ -284,7 +284,7 @@ struct qotp_flow *qotp_flow_get(struct qotp_flow_table *ft, const struct qotp_fl
 	if (f)
 		return f;
 	if (!max)
-		max = QOTP_DEFAULT_MAX_FLOWS;
+		max = QOTP_FLOW_FALLBACK_MAX;
 	if (atomic_inc_return(&ft->count) > max) {
 		atomic_dec(&ft->count);
 		*err = -ENOSPC;

@@ -23,7 +23,7 @@
 #include "xor.h"
 
 #define QOTP_FLOW_MAX_SPANS	4096	/* unacknowledged key spans of one direction */
-#define QOTP_DEFAULT_MAX_FLOWS	65536
+#define QOTP_FLOW_FALLBACK_MAX	4096	/* when qn->max_flows is 0 */
 #define QOTP_FLOW_MAX_GAP	(16U << 20)	/* bytes reserved ahead of a gap */
 
 struct qotp_flow_key {

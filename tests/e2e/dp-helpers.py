@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+# Helpers of the datapath's end-to-end tests (tests/e2e/dp-*.sh); not a test itself.
+#
+#   dp-helpers.py mkdata FILE SIZE         random bytes with a plaintext marker every 1000 bytes
+#   dp-helpers.py serve ADDR PORT FILE     TCP server: "U"+data -> sha256 hex of data back;
+#                                          "D" -> FILE's bytes
+#   dp-helpers.py up|down ADDR PORT FILE [TIMEOUT]   client; exit 0 iff the bytes arrived exact
+#   dp-helpers.py capture IF FILE          every frame seen on IF appended to FILE
+#   dp-helpers.py grep FILE                exit 0 iff FILE holds the plaintext marker
+import hashlib
+import os
+import socket
+import sys
+
+MARKER = b"QOTP-PLAINTEXT-MARKER-7f3a"
+
+
+def family(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def mkdata(path, size):
+    out = bytearray()
+    while len(out) < size:
+        out += os.urandom(1000 - len(MARKER)) + MARKER
+    with open(path, "wb") as f:
+        f.write(out[:size])
+
+
+def serve(addr, port, path):
+    with open(path, "rb") as f:
+        data = f.read()
+    s = socket.socket(family(addr))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        c.settimeout(300)
+        try:
+            cmd = c.recv(1)
+            if cmd == b"U":
+                h = hashlib.sha256()
+                while True:
+                    d = c.recv(1 << 16)
+                    if not d:
+                        break
+                    h.update(d)
+                c.sendall(h.hexdigest().encode())
+            elif cmd == b"D":
+                c.sendall(data)
+        except OSError as e:
+            print("serve:", e, file=sys.stderr)
+        c.close()
+
+
+def client(mode, addr, port, path, timeout):
+    with open(path, "rb") as f:
+        data = f.read()
+    want = hashlib.sha256(data).hexdigest()
+    c = socket.create_connection((addr, port), timeout=timeout)
+    if mode == "up":
+        c.sendall(b"U" + data)
+        c.shutdown(socket.SHUT_WR)
+        got = b""
+        while True:
+            d = c.recv(128)
+            if not d:
+                break
+            got += d
+        ok = got.decode(errors="replace") == want
+        n = len(data)
+    else:
+        c.sendall(b"D")
+        h = hashlib.sha256()
+        n = 0
+        while True:
+            d = c.recv(1 << 16)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        ok = h.hexdigest() == want and n == len(data)
+    print(f"{mode} {addr} {port}: {n} bytes, {'exact' if ok else 'DIFFERENT'}")
+    return 0 if ok else 1
+
+
+def capture(ifname, path):
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+    s.bind((ifname, 0))
+    with open(path, "ab", buffering=0) as out:
+        print("capturing", flush=True)
+        while True:
+            out.write(s.recv(1 << 17))
+
+
+def main():
+    a = sys.argv[1:]
+    if a[0] == "mkdata":
+        mkdata(a[1], int(a[2]))
+    elif a[0] == "serve":
+        serve(a[1], int(a[2]), a[3])
+    elif a[0] in ("up", "down"):
+        return client(a[0], a[1], int(a[2]), a[3], float(a[4]) if len(a) > 4 else 120)
+    elif a[0] == "capture":
+        capture(a[1], a[2])
+    elif a[0] == "grep":
+        with open(a[1], "rb") as f:
+            return 0 if MARKER in f.read() else 1
+    else:
+        print("dp-helpers: unknown command", a[0], file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
