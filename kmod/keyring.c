@@ -67,7 +67,10 @@ struct qotp_ring {
 	struct qotp_blk *cur;
 	struct xarray xa;
 	refcount_t ref;		/* owner + one per block not yet freed */
-	struct qotp_evq *evq;
+	/* Cleared when the owner destroys the ring: a block freed later (a key ref kept past
+	 * its peer, which the datapath should never do) must not reach a netns's queue that
+	 * may be gone. RCU: qotp_cp_exit() waits for a grace period before freeing it. */
+	struct qotp_evq __rcu *evq;
 	u32 peer_id;
 	u8 dir;
 	bool has_last;
@@ -85,6 +88,17 @@ struct qotp_ring {
 void (*qotp_ring_free_hook)(u64 id, const u8 *key, u32 len);
 EXPORT_SYMBOL_IF_KUNIT(qotp_ring_free_hook);
 #endif
+
+static void ring_event(struct qotp_ring *ring, u8 cmd, u64 val, u64 block_id)
+{
+	struct qotp_evq *q;
+
+	rcu_read_lock();
+	q = rcu_dereference(ring->evq);
+	if (q)
+		qotp_evq_add(q, cmd, ring->peer_id, ring->dir, val, block_id);
+	rcu_read_unlock();
+}
 
 static void ring_put(struct qotp_ring *ring)
 {
@@ -108,8 +122,7 @@ static void blk_free(struct qotp_blk *blk)
 			hook(blk->id, blk->key, blk->len);
 	}
 #endif
-	qotp_evq_add(ring->evq, QOTP_CMD_EVENT_RELEASED, ring->peer_id, ring->dir,
-		     blk->consumed, blk->id);
+	ring_event(ring, QOTP_CMD_EVENT_RELEASED, blk->consumed, blk->id);
 	atomic64_sub(blk->len, &ring->mem);
 	kvfree_rcu(blk, rcu);
 	ring_put(ring);
@@ -139,8 +152,7 @@ static void check_watermark(struct qotp_ring *ring)
 	if (ring->below_wm || !ring->low_wm || ring->avail >= ring->low_wm)
 		return;
 	ring->below_wm = true;
-	qotp_evq_add(ring->evq, QOTP_CMD_EVENT_LOW_WATERMARK, ring->peer_id, ring->dir,
-		     ring->avail, 0);
+	ring_event(ring, QOTP_CMD_EVENT_LOW_WATERMARK, ring->avail, 0);
 }
 
 struct qotp_ring *qotp_ring_create(struct qotp_evq *evq, u32 peer_id, enum qotp_dir dir)
@@ -154,7 +166,7 @@ struct qotp_ring *qotp_ring_create(struct qotp_evq *evq, u32 peer_id, enum qotp_
 	xa_init_flags(&ring->xa, XA_FLAGS_LOCK_BH);
 	refcount_set(&ring->ref, 1);
 	atomic64_set(&ring->mem, 0);
-	ring->evq = evq;
+	RCU_INIT_POINTER(ring->evq, evq);
 	ring->peer_id = peer_id;
 	ring->dir = dir;
 	ring->empty_next = jiffies;
@@ -167,6 +179,7 @@ void qotp_ring_destroy(struct qotp_ring *ring)
 	if (!ring)
 		return;
 	qotp_ring_flush(ring);
+	rcu_assign_pointer(ring->evq, NULL);
 	ring_put(ring);
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_ring_destroy);
@@ -471,8 +484,7 @@ void qotp_ring_key_empty(struct qotp_ring *ring)
 	spin_lock_bh(&ring->lock);
 	ring->empty_drops++;
 	if (time_after_eq(jiffies, ring->empty_next)) {
-		qotp_evq_add(ring->evq, QOTP_CMD_EVENT_KEY_EMPTY, ring->peer_id, ring->dir,
-			     ring->empty_drops, 0);
+		ring_event(ring, QOTP_CMD_EVENT_KEY_EMPTY, ring->empty_drops, 0);
 		ring->empty_drops = 0;
 		ring->empty_next = jiffies + HZ / 10;
 	}

@@ -452,9 +452,12 @@ void qotp_cp_exit(struct qotp_net *qn)
 	if (old)
 		call_rcu(&old->rcu, ptable_free_rcu);
 	mutex_unlock(&cp->lock);
-	/* Peer frees (which flush and drop their rings, queueing RELEASED events) and
-	 * table frees run as RCU callbacks: let them finish before the queue goes. */
+	/* Peer frees (which flush and drop their rings, queueing RELEASED events, then
+	 * detach the rings from the queue) and table frees run as RCU callbacks: let them
+	 * finish, then let any block free that saw a ring still attached finish too,
+	 * before the queue goes. */
 	rcu_barrier();
+	synchronize_rcu();
 	qotp_evq_exit(&cp->evq);
 	xa_destroy(&cp->peers);
 	qn->cp = NULL;
