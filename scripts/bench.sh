@@ -5,9 +5,10 @@
 # Measured today:
 #   crypto   per-byte cost in userspace on this CPU: qotp's OTP XOR (span lookup included)
 #            vs memcpy and vs OpenSSL's AES-256-GCM / ChaCha20-Poly1305 (EVP, SIMD)
+#   keys     verified key throughput of one link (bench/kms-cache.sh)
 # Not yet measured (their parts are still being built; see the open issues): in-kernel XOR vs
 # memcpy, TCP throughput through two encryptors vs plain forwarding / WireGuard / IPsec in
-# the non-debug UML kernel, per-segment latency, key plane rates, flow scale.
+# the non-debug UML kernel, per-segment latency, relay and distribution rates, flow scale.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$top/bench/results
@@ -18,4 +19,7 @@ cc -O2 -Wall -Wextra -Werror -o "$top/build/bench/cryptobench" "$top/bench/crypt
 "$top/build/bench/cryptobench" --csv "$out/crypto.csv"
 echo "(csv: $out/crypto.csv)"
 echo
-echo "bench: kernel throughput, latency, key plane and scale figures are not built yet." >&2
+echo "== key plane: verified key throughput of one QKD link (qkdsimd at memory speed, two kmsd, TLS, fsync)"
+"$top/bench/kms-cache.sh" "${KMS_BENCH_SECONDS:-8}" | tee "$out/kms-cache.txt"
+echo
+echo "bench: in-kernel XOR, throughput, latency, relay, distribution and scale figures are not built yet." >&2
