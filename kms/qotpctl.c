@@ -22,6 +22,7 @@
 #include <linux/qotp.h>
 
 #include "nlclient.h"
+#include "qotpctl_args.h"
 
 #define PROG "qotpctl"
 /* A nested attribute's length is 16 bits: QOTP_A_PUSH_BLOCKS must stay under 64 KiB. */
@@ -72,50 +73,9 @@ static int kernel_error(const char *what, int err)
 
 /* ---- argument parsing ---- */
 
-static bool parse_u64(const char *s, uint64_t *out, bool suffixes)
-{
-	unsigned long long v;
-	char *end;
-
-	if (!s || !*s || *s == '-' || *s == '+')
-		return false;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return false;
-	if (suffixes && *end) {
-		unsigned int shift = 0;
-
-		switch (*end) {
-		case 'k': case 'K': shift = 10; break;
-		case 'm': case 'M': shift = 20; break;
-		case 'g': case 'G': shift = 30; break;
-		default: return false;
-		}
-		end++;
-		if (v > (UINT64_MAX >> shift))
-			return false;
-		v <<= shift;
-	}
-	if (*end)
-		return false;
-	*out = v;
-	return true;
-}
-
-static bool parse_u32(const char *s, uint32_t *out)
-{
-	uint64_t v;
-
-	if (!parse_u64(s, &v, false) || v > UINT32_MAX)
-		return false;
-	*out = (uint32_t)v;
-	return true;
-}
-
 static bool parse_peer_id(const char *s, uint32_t *id)
 {
-	if (!parse_u32(s, id) || !*id) {
+	if (!qotpctl_parse_u32(s, id) || !*id) {
 		fprintf(stderr, "%s: peer id must be a number from 1 to 4294967295: `%s'\n", PROG,
 			s ? s : "");
 		return false;
@@ -125,12 +85,11 @@ static bool parse_peer_id(const char *s, uint32_t *id)
 
 static int parse_dir(const char *s)
 {
-	if (!strcmp(s, "encrypt") || !strcmp(s, "enc"))
-		return QOTP_DIR_ENCRYPT;
-	if (!strcmp(s, "decrypt") || !strcmp(s, "dec"))
-		return QOTP_DIR_DECRYPT;
-	fprintf(stderr, "%s: direction must be `encrypt' or `decrypt': `%s'\n", PROG, s);
-	return -1;
+	int dir = qotpctl_parse_dir(s);
+
+	if (dir < 0)
+		fprintf(stderr, "%s: direction must be `encrypt' or `decrypt': `%s'\n", PROG, s);
+	return dir;
 }
 
 static const char *dir_name(int dir)
@@ -138,51 +97,15 @@ static const char *dir_name(int dir)
 	return dir == QOTP_DIR_ENCRYPT ? "encrypt" : dir == QOTP_DIR_DECRYPT ? "decrypt" : "both";
 }
 
-struct cidr {
-	uint16_t family;
-	uint8_t len;
-	uint8_t addr[16];
-};
-
-/* Parses "ADDR/LEN"; host bits must be clear, as the kernel requires. */
-static bool parse_cidr(const char *s, struct cidr *c)
+static bool parse_cidr(const char *s, struct qotpctl_cidr *c)
 {
-	char buf[INET6_ADDRSTRLEN + 8], *slash, *end;
-	unsigned long len;
-	unsigned int bits, i;
+	int err = qotpctl_parse_cidr(s, c);
 
-	if (strlen(s) >= sizeof(buf))
-		goto bad;
-	strcpy(buf, s);
-	slash = strchr(buf, '/');
-	if (!slash)
-		goto bad;
-	*slash++ = 0;
-	memset(c, 0, sizeof(*c));
-	if (inet_pton(AF_INET, buf, c->addr) == 1) {
-		c->family = AF_INET;
-		bits = 32;
-	} else if (inet_pton(AF_INET6, buf, c->addr) == 1) {
-		c->family = AF_INET6;
-		bits = 128;
-	} else {
-		goto bad;
-	}
-	errno = 0;
-	len = strtoul(slash, &end, 10);
-	if (errno || !*slash || *end || len > bits)
-		goto bad;
-	c->len = (uint8_t)len;
-	for (i = c->len; i < bits; i++) {
-		if (c->addr[i / 8] & (0x80 >> (i % 8))) {
-			fprintf(stderr, "%s: prefix has host bits set: `%s'\n", PROG, s);
-			return false;
-		}
-	}
-	return true;
-bad:
-	fprintf(stderr, "%s: not an IPv4 or IPv6 prefix (ADDR/LEN): `%s'\n", PROG, s);
-	return false;
+	if (err == -EDOM)
+		fprintf(stderr, "%s: prefix has host bits set: `%s'\n", PROG, s);
+	else if (err)
+		fprintf(stderr, "%s: not an IPv4 or IPv6 prefix (ADDR/LEN): `%s'\n", PROG, s);
+	return !err;
 }
 
 /* ---- show ---- */
@@ -196,7 +119,7 @@ struct ring_view {
 struct peer_view {
 	uint32_t id;
 	int nprefix;
-	struct cidr prefix[64];
+	struct qotpctl_cidr prefix[64];
 	struct ring_view ring[2];
 	uint64_t stats[__QOTP_STAT_LAST];
 };
@@ -231,7 +154,7 @@ static void parse_peer(struct nlattr **tb, struct peer_view *p)
 	if (tb[QOTP_A_PEER_PREFIXES]) {
 		nla_for_each_nested(a, tb[QOTP_A_PEER_PREFIXES], rem) {
 			struct nlattr *pt[QOTP_A_PREFIX_MAX + 1];
-			struct cidr *c;
+			struct qotpctl_cidr *c;
 
 			if (p->nprefix == 64 || nla_parse_nested(pt, QOTP_A_PREFIX_MAX, a, NULL))
 				continue;
@@ -279,7 +202,7 @@ static void parse_peer(struct nlattr **tb, struct peer_view *p)
 	}
 }
 
-static const char *cidr_str(const struct cidr *c, char *buf, size_t len)
+static const char *cidr_str(const struct qotpctl_cidr *c, char *buf, size_t len)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -464,7 +387,7 @@ static int set_main(int argc, char **argv)
 			if (!dup)
 				goto nomem;
 			for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				if (!parse_u32(tok, &port) || !port || port > 65535) {
+				if (!qotpctl_parse_u32(tok, &port) || !port || port > 65535) {
 					fprintf(stderr, "%s: not a TCP port (1-65535): `%s'\n", PROG, tok);
 					free(dup);
 					goto fail;
@@ -491,7 +414,7 @@ static int set_main(int argc, char **argv)
 			}
 			nla_put_u32(msg, QOTP_A_CFG_MODE, mode);
 		} else if (!strcmp(k, "ring-max") || !strcmp(k, "low-watermark")) {
-			if (!parse_u64(v, &n, true)) {
+			if (!qotpctl_parse_u64(v, &n, true)) {
 				fprintf(stderr, "%s: %s must be a byte count (suffix K, M or G allowed): `%s'\n",
 					PROG, k, v);
 				goto fail;
@@ -501,7 +424,7 @@ static int set_main(int argc, char **argv)
 		} else if (!strcmp(k, "max-flows")) {
 			uint32_t f;
 
-			if (!parse_u32(v, &f)) {
+			if (!qotpctl_parse_u32(v, &f)) {
 				fprintf(stderr, "%s: max-flows must be a number: `%s'\n", PROG, v);
 				goto fail;
 			}
@@ -562,7 +485,7 @@ static int peer_main(int argc, char **argv)
 		for (tok = strtok_r(dup, ",", &save); tok && strcmp(argv[4], "none");
 		     tok = strtok_r(NULL, ",", &save)) {
 			struct nlattr *e;
-			struct cidr c;
+			struct qotpctl_cidr c;
 
 			if (!parse_cidr(tok, &c)) {
 				free(dup);
@@ -635,13 +558,13 @@ usage:
 		if (i + 1 >= argc)
 			goto usage;
 		if (!strcmp(argv[i], "--first-id")) {
-			if (!parse_u64(argv[i + 1], &first_id, false)) {
+			if (!qotpctl_parse_u64(argv[i + 1], &first_id, false)) {
 				fprintf(stderr, "%s: --first-id must be a number: `%s'\n", PROG, argv[i + 1]);
 				return 1;
 			}
 			have_first = true;
 		} else if (!strcmp(argv[i], "--block-size")) {
-			if (!parse_u64(argv[i + 1], &block_size, true) || !block_size ||
+			if (!qotpctl_parse_u64(argv[i + 1], &block_size, true) || !block_size ||
 			    block_size > QOTP_MAX_BLOCK_LEN) {
 				fprintf(stderr, "%s: --block-size must be 1 to %d: `%s'\n", PROG,
 					QOTP_MAX_BLOCK_LEN, argv[i + 1]);
