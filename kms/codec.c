@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Encoder and strict decoder of the kmsd peer messages (see codec.h). */
+#include <errno.h>
 #include <string.h>
 
 #include "codec.h"
@@ -61,6 +62,7 @@ const char *msg_type_name(uint8_t type)
 	case MSG_KEEPALIVE: return "keepalive";
 	case MSG_VERIFY_REQ: return "verify-req";
 	case MSG_VERIFY_RESP: return "verify-resp";
+	case MSG_ROUTE_ADVERT: return "route-advert";
 	}
 	return "unknown";
 }
@@ -142,6 +144,14 @@ int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg
 				return CODEC_EFIELD;
 		}
 		return CODEC_OK;
+	case MSG_ROUTE_ADVERT: {
+		long r = rt_advert_decode(p, plen, m->advert.origin, m->advert.e, RT_MAX_NODES);
+
+		if (r < 0)
+			return r == -EBADMSG ? CODEC_ELENGTH : CODEC_EFIELD;
+		m->advert.count = (uint16_t)r;
+		return CODEC_OK;
+	}
 	}
 	return CODEC_ETYPE;
 }
@@ -187,6 +197,18 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 			return -1;
 		plen = 10 + (size_t)m->vresp.count * 9;
 		break;
+	case MSG_ROUTE_ADVERT: {
+		/* the vector is encoded in place; its length is only known afterwards */
+		size_t room = buflen > MSG_HDR_LEN ? buflen - MSG_HDR_LEN : 0;
+		long r = rt_advert_encode(m->advert.origin, m->advert.e, m->advert.count,
+					  buf + MSG_HDR_LEN,
+					  room < MSG_MAX_PAYLOAD ? room : MSG_MAX_PAYLOAD);
+
+		if (r < 0)
+			return -1;
+		plen = (size_t)r;
+		break;
+	}
 	default:
 		return -1;
 	}
@@ -226,6 +248,8 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 			p[8] = m->vresp.blocks[i].status;
 		}
 		break;
+	case MSG_ROUTE_ADVERT:
+		break;		/* already written */
 	}
 	return (long)(MSG_HDR_LEN + plen);
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "route.h"
 
 #define KMS_PROTO_VERSION 1
 #define MSG_HDR_LEN 8
@@ -26,6 +27,7 @@ enum msg_type {
 	MSG_KEEPALIVE = 2,
 	MSG_VERIFY_REQ = 3,
 	MSG_VERIFY_RESP = 4,
+	MSG_ROUTE_ADVERT = 5,	/* distance vector, payload as in route.h */
 	__MSG_LAST
 };
 
@@ -72,6 +74,11 @@ struct msg {
 			uint16_t count;
 			struct msg_block_status blocks[MSG_MAX_BLOCKS];
 		} vresp;
+		struct {
+			char origin[RT_ID_MAX + 1];
+			uint16_t count;
+			struct rt_entry e[RT_MAX_NODES];
+		} advert;
 	};
 };
 

@@ -42,23 +42,97 @@ static double mismatch_rate(const struct store_link_stats *s)
 
 static void cmd_status(struct kmsd *d, struct evbuffer *o, int json)
 {
-	size_t up = 0;
+	size_t up = 0, reachable = 0;
+	struct rt_route r;
 
 	for (size_t i = 0; i < d->n_links; i++)
 		up += d->links[i].peer != NULL;
+	for (size_t i = 0; rt_get(d->rt, i, &r); i++)
+		reachable += r.status != RT_STATUS_UNREACHABLE;
 	if (json) {
 		evbuffer_add_printf(o, "{\"node\":");
 		json_str(o, d->cf.node_id);
 		evbuffer_add_printf(o, ",\"pid\":%d,\"uptime\":%lld,\"store\":", (int)getpid(),
 				    (long long)(time(NULL) - d->started));
 		json_str(o, d->cf.store);
-		evbuffer_add_printf(o, ",\"links\":%zu,\"links_up\":%zu}\n", d->n_links, up);
+		evbuffer_add_printf(o, ",\"links\":%zu,\"links_up\":%zu,\"routes\":%zu,"
+				    "\"routes_reachable\":%zu,\"route_adverts_tx\":%llu,"
+				    "\"route_adverts_rx\":%llu,\"route_adverts_bad\":%llu}\n",
+				    d->n_links, up, rt_count(d->rt), reachable,
+				    (unsigned long long)d->rt_adverts_tx,
+				    (unsigned long long)d->rt_adverts_rx,
+				    (unsigned long long)d->rt_adverts_bad);
 		return;
 	}
 	evbuffer_add_printf(o, "node: %s\npid: %d\nuptime: %llds\nlisten: %s\nstore: %s\n"
-			    "links: %zu (%zu up)\n", d->cf.node_id, (int)getpid(),
+			    "links: %zu (%zu up)\nroutes: %zu (%zu reachable)\n"
+			    "route adverts: %llu sent, %llu received, %llu refused\n",
+			    d->cf.node_id, (int)getpid(),
 			    (long long)(time(NULL) - d->started), d->cf.listen, d->cf.store,
-			    d->n_links, up);
+			    d->n_links, up, rt_count(d->rt), reachable,
+			    (unsigned long long)d->rt_adverts_tx,
+			    (unsigned long long)d->rt_adverts_rx,
+			    (unsigned long long)d->rt_adverts_bad);
+}
+
+static void cmd_routes(struct kmsd *d, struct evbuffer *o, int json)
+{
+	uint64_t now = mono_ms();
+	struct rt_neighbour_info nb;
+	struct rt_route r;
+
+	if (json) {
+		evbuffer_add_printf(o, "{\"node\":");
+		json_str(o, d->cf.node_id);
+		evbuffer_add_printf(o, ",\"routes\":[");
+	} else {
+		evbuffer_add_printf(o, "%-24s %-24s %6s  %-11s %s\n", "DESTINATION", "NEXT HOP",
+				    "METRIC", "STATUS", "CHANGED");
+	}
+	for (size_t i = 0; rt_get(d->rt, i, &r); i++) {
+		unsigned long long age = now > r.changed_ms ? now - r.changed_ms : 0;
+
+		if (!json) {
+			evbuffer_add_printf(o, "%-24s %-24s %6u  %-11s %llu.%01llus ago\n", r.dest,
+					    r.next_hop[0] ? r.next_hop : "-", r.metric,
+					    rt_status_name(r.status), age / 1000, age % 1000 / 100);
+			continue;
+		}
+		evbuffer_add_printf(o, "%s{\"dest\":", i ? "," : "");
+		json_str(o, r.dest);
+		evbuffer_add_printf(o, ",\"next_hop\":");
+		if (r.next_hop[0])
+			json_str(o, r.next_hop);
+		else
+			evbuffer_add_printf(o, "null");
+		evbuffer_add_printf(o, ",\"metric\":%u,\"status\":\"%s\",\"changed_ms_ago\":%llu}",
+				    r.metric, rt_status_name(r.status), age);
+	}
+	if (json)
+		evbuffer_add_printf(o, "],\"neighbours\":[");
+	else
+		evbuffer_add_printf(o, "neighbours:\n");
+	for (size_t i = 0; rt_get_neighbour(d->rt, i, &nb); i++) {
+		long long heard = nb.heard_ms ? (long long)(now - nb.heard_ms) : -1;
+
+		if (!json) {
+			evbuffer_add_printf(o, "  %-24s %-4s cost %u, %u destinations advertised, ",
+					    nb.id, nb.up ? "up" : "down", nb.cost, nb.entries);
+			if (heard < 0)
+				evbuffer_add_printf(o, "never heard\n");
+			else
+				evbuffer_add_printf(o, "heard %lld.%01llds ago\n", heard / 1000,
+						    heard % 1000 / 100);
+			continue;
+		}
+		evbuffer_add_printf(o, "%s{\"id\":", i ? "," : "");
+		json_str(o, nb.id);
+		evbuffer_add_printf(o, ",\"up\":%s,\"cost\":%u,\"entries\":%u,"
+				    "\"heard_ms_ago\":%lld}", nb.up ? "true" : "false", nb.cost,
+				    nb.entries, heard);
+	}
+	if (json)
+		evbuffer_add_printf(o, "]}\n");
 }
 
 static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
@@ -162,6 +236,7 @@ static const struct {
 	{ "status", cmd_status },
 	{ "links", cmd_links },
 	{ "keys", cmd_keys },
+	{ "routes", cmd_routes },
 };
 
 static void ctl_done_cb(struct bufferevent *bev, void *arg)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-/* kmsctl: asks a running kmsd, over its control socket, for status, links and keys. */
+/* kmsctl: asks a running kmsd, over its control socket, for status, links, keys and routes. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@ static const struct {
 	{ "status", "Shows the node, uptime and how many links are up" },
 	{ "links", "Shows each link: peer channel, QKD source, verified key, mismatch rate" },
 	{ "keys", "Shows the key blocks of each link by state" },
+	{ "routes", "Shows the key routing table (next hop, metric, status) and neighbours" },
 };
 
 static void usage(FILE *f)

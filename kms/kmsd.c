@@ -126,6 +126,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 			l->qkd_paused = full;
 		}
 	}
+	routing_tick(d);
 }
 
 static void reload(struct kmsd *d)
@@ -315,6 +316,8 @@ int main(int argc, char **argv)
 		sigev[i] = evsignal_new(d.base, sigs[i], signal_cb, &d);
 		evsignal_add(sigev[i], NULL);
 	}
+	if (routing_init(&d))
+		fatalx("cannot set up routing");
 	if (links_init(&d))
 		fatalx("cannot set up links");
 	d.tick_ev = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
@@ -325,9 +328,11 @@ int main(int argc, char **argv)
 	event_base_dispatch(d.base);
 
 	/* Reverse order. Closing peers releases the locks of a round in flight. */
+	d.stopping = 1;
 	peer_shutdown(&d);
 	ctl_close(&d);
 	links_free(&d);
+	routing_free(&d);
 	event_free(d.tick_ev);
 	for (int i = 0; i < 3; i++)
 		event_free(sigev[i]);

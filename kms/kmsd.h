@@ -60,6 +60,12 @@ struct kmsd {
 	struct event *tick_ev;
 	struct evconnlistener *ctl;
 	time_t started;
+	/* key routing (routing.c) */
+	struct rt *rt;
+	struct msg *rt_msg;		/* scratch advert (large) */
+	uint64_t rt_last_full_ms;	/* last periodic advertisement */
+	uint64_t rt_adverts_tx, rt_adverts_rx, rt_adverts_bad;
+	int stopping;			/* shutting down: no more adverts */
 };
 
 int64_t now_ms(void);
@@ -71,6 +77,15 @@ void peer_dial(struct link *l);
 void peer_close(struct peer *p, const char *why);
 int peer_send(struct peer *p, const struct msg *m);
 void peer_shutdown(struct kmsd *d);
+
+/* routing.c: route.c driven by peer-session state and the peer channel */
+uint64_t mono_ms(void);
+int routing_init(struct kmsd *d);
+void routing_free(struct kmsd *d);
+void routing_peer_up(struct link *l);
+void routing_peer_down(struct link *l);
+int routing_recv(struct link *l, const struct msg *m);
+void routing_tick(struct kmsd *d);
 
 /* ctl.c */
 int ctl_listen(struct kmsd *d);

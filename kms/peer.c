@@ -118,6 +118,8 @@ void peer_close(struct peer *p, const char *why)
 	if (l && l->peer == p) {
 		l->peer = NULL;
 		cache_peer_lost(&l->cache);
+		if (p->hello_rx)
+			routing_peer_down(l);
 	}
 	if (p->ka_ev)
 		event_free(p->ka_ev);
@@ -293,6 +295,7 @@ static int handle_msg(struct peer *p, struct msg *m)
 		log_info("link %s: peer up (%s of key caching)", l->nb.id,
 			 l->cache.leader ? "leader" : "follower");
 		event_active(l->round_ev, 0, 0);
+		routing_peer_up(l);
 		return 0;
 	}
 	switch (m->type) {
@@ -315,6 +318,12 @@ static int handle_msg(struct peer *p, struct msg *m)
 			return -1;
 		}
 		event_active(l->round_ev, 0, 0);
+		return 0;
+	case MSG_ROUTE_ADVERT:
+		if (routing_recv(l, m) < 0) {
+			peer_close(p, "route advert from another origin than the peer");
+			return -1;
+		}
 		return 0;
 	}
 	return 0;

@@ -84,6 +84,27 @@ static void test_verify_resp_roundtrip(void **state)
 	}
 }
 
+static void test_route_advert_roundtrip(void **state)
+{
+	in.type = MSG_ROUTE_ADVERT;
+	strcpy(in.advert.origin, "kms-b");
+	in.advert.count = 2;
+	strcpy(in.advert.e[0].dest, "kms-a");
+	in.advert.e[0].metric = RT_INFINITY;
+	strcpy(in.advert.e[1].dest, "kms-c");
+	in.advert.e[1].metric = 1;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 6 + 2 * 7);
+	assert_string_equal(out.advert.origin, "kms-b");
+	assert_int_equal(out.advert.count, 2);
+	assert_string_equal(out.advert.e[1].dest, "kms-c");
+	assert_int_equal(out.advert.e[0].metric, RT_INFINITY);
+	assert_memory_equal(buf, "\x01\x05\x00\x00\x00\x00\x00\x18\x01\x00\x00\x02\x05kms-b", 18);
+	/* an empty vector (a node with no route yet) is valid */
+	in.advert.count = 0;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 6);
+	assert_int_equal(out.advert.count, 0);
+}
+
 static void test_header_rejects(void **state)
 {
 	uint8_t h[MSG_HDR_LEN] = { 1, MSG_KEEPALIVE, 0, 0, 0, 0, 0, 8 };
@@ -141,6 +162,22 @@ static void test_payload_rejects(void **state)
 	p[8] = 0x04;	/* count 1025 */
 	p[9] = 0x01;
 	assert_int_equal(codec_decode_payload(MSG_VERIFY_RESP, p, 19, &out), CODEC_EFIELD);
+	/* route advert: version, flags, trailing byte, unsorted dests, metric above infinity */
+	memcpy(p, "\x01\x00\x00\x02\x01" "b" "\x01\x01" "a" "\x02\x01" "c", 12);
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 12, &out), CODEC_OK);
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 13, &out), CODEC_ELENGTH);
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 11, &out), CODEC_ELENGTH);
+	p[9] = 17;
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 12, &out), CODEC_ELENGTH);
+	p[9] = 2;
+	p[11] = 'a';
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 12, &out), CODEC_ELENGTH);
+	p[11] = 'c';
+	p[1] = 1;
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 12, &out), CODEC_ELENGTH);
+	p[1] = 0;
+	p[0] = 2;
+	assert_int_equal(codec_decode_payload(MSG_ROUTE_ADVERT, p, 12, &out), CODEC_EFIELD);
 }
 
 static void test_encode_rejects(void **state)
@@ -153,6 +190,10 @@ static void test_encode_rejects(void **state)
 	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
 	in.vreq.count = 2;
 	assert_int_equal(codec_encode(&in, buf, MSG_HDR_LEN + 10 + 44), -1);
+	in.type = MSG_ROUTE_ADVERT;
+	strcpy(in.advert.origin, "bad id");
+	in.advert.count = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
 	in.type = 99;
 	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
 }
@@ -184,6 +225,7 @@ int main(void)
 		cmocka_unit_test(test_keepalive_roundtrip),
 		cmocka_unit_test(test_verify_req_roundtrip),
 		cmocka_unit_test(test_verify_resp_roundtrip),
+		cmocka_unit_test(test_route_advert_roundtrip),
 		cmocka_unit_test(test_header_rejects),
 		cmocka_unit_test(test_payload_rejects),
 		cmocka_unit_test(test_encode_rejects),

@@ -43,7 +43,7 @@ wait_for() {
 	done
 }
 
-"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-x >/dev/null
+"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-x >/dev/null
 
 # write_conf NODE PEER LISTEN_PORT PEER_PORT END [extra directives...]
 write_conf() {
@@ -103,3 +103,12 @@ count_state() { sql "$1" "SELECT count(*) FROM blocks WHERE state IN ($2)"; }
 stores_dump() {
 	sql "$1" "SELECT id, state, hex(key) FROM blocks WHERE link='$2' AND state NOT IN (0,1) ORDER BY id"
 }
+
+# route_of NODE DEST: "next_hop metric status" from `kmsctl routes` ("- 16 unreachable"),
+# empty if NODE has no route to DEST at all.
+route_of() {
+	kmsctl "$1" routes 2>/dev/null | awk -v d="$2" '/^neighbours:/ { exit } $1 == d { print $2, $3, $4 }'
+}
+
+# ms_since T0: milliseconds elapsed since T0 (a `date +%s%N` value).
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
