@@ -122,7 +122,8 @@ static int xor_frag_fresh(struct sk_buff *skb, skb_frag_t *frag, u32 foff, u32 n
 	__skb_frag_unref(frag, skb->pp_recycle);
 	__skb_frag_set_page(frag, page);
 	skb_frag_off_set(frag, 0);
-	skb->truesize += PAGE_SIZE << order;
+	/* skb->truesize stays: the old page went with the same bytes, and the skb may be
+	 * charged to a socket (tcp_wfree() subtracts exactly what was added). */
 	return 0;
 }
 
@@ -169,8 +170,7 @@ static int xor_walk(struct sk_buff *skb, u32 off, u32 len, struct kcur *c)
 					return -ENOMEM;
 				copy->next = m->next;
 				*pp = copy;
-				skb->truesize += copy->truesize - m->truesize;
-				consume_skb(m);
+				consume_skb(m);	/* truesize kept, as for frags */
 				m = copy;
 			}
 			n = min(len, end - off);
