@@ -4,7 +4,8 @@
 usage: kreports.py DMESG [KMEMLEAK]
 
 A report is a block that starts with one of the markers below and runs until the
-"---[ end trace" line, the next marker, or 60 lines. A report fails the run when it
+"---[ end trace" line, the end of its call trace (the first line after "Call Trace:" that
+is not a stack frame), the next marker, or 80 lines. A report fails the run when it
 involves qotp: a symbol of the module ("[qotp]", "[qotp_test]", "qotp_" in a trace).
 Reports of the base 6.1 UML kernel that do not involve qotp (its "suspicious RCU usage"
 lockdep warnings at boot, for instance) are printed as notes only.
@@ -25,6 +26,7 @@ MARKERS = re.compile(
 QOTP = re.compile(r"\[qotp(_test)?\]|\bqotp_[a-z0-9_]+")
 END = re.compile(r"---\[ end (trace|Kernel panic)")
 TS = re.compile(r"^\[\s*\d+\.\d+\]\s?")
+FRAME = re.compile(r"^\s*(\[<[0-9a-f]+>\]|<TASK>|</TASK>|<IRQ>|</IRQ>|\?|[a-z_][\w.]*\+0x)")
 
 
 def blocks(lines):
@@ -38,10 +40,19 @@ def blocks(lines):
         if starts:
             cur = {"lines": [text], "trace_only": False}
         elif text.startswith("Call Trace:") and cur is None:
-            cur = {"lines": [text], "trace_only": True}
+            cur = {"lines": [text], "trace_only": True, "in_trace": True}
         elif cur is not None:
+            # Once its call trace has begun, a report ends at the first line that is not a
+            # frame: UML's traces end with a bare blank line, not an "end trace" marker, and
+            # without this rule whatever the kernel logs next would be taken as the report's.
+            if cur.get("in_trace") and not FRAME.match(text):
+                yield cur
+                cur = None
+                continue
             cur["lines"].append(text)
-            if END.search(text) or len(cur["lines"]) >= 60:
+            if text.startswith("Call Trace:"):
+                cur["in_trace"] = True
+            if END.search(text) or len(cur["lines"]) >= 80:
                 yield cur
                 cur = None
     if cur is not None:

@@ -106,7 +106,14 @@ cleanup() {
 		ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
 		ip netns del "$n" 2>/dev/null
 	done
-	[ "${KEEP:-0}" = 1 ] && echo "lib: kept $T" >&2 || rm -rf "$T"
+	# Inside UML /tmp is a private tmpfs that dies with the kernel: keep what a failed test
+	# (or any test with QOTP_KEEP=1, which uml-run.sh passes in, or KEEP=1 on the host) left
+	# in the repository's build directory instead.
+	if [ "${QOTP_KEEP:-${KEEP:-0}}" = 1 ] || [ "$__failed" -gt 0 ]; then
+		local keep="${QOTP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}/build/test-artifacts/$TEST_NAME"
+		rm -rf "$keep" && mkdir -p "$keep" && cp -a "$T/." "$keep/" && echo "lib: test files kept in $keep" >&2
+	fi
+	rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -181,10 +188,14 @@ capture_stop() {
 	wait_for 10 bash -c "! kill -0 $pid"
 }
 
-# rtmp_messages FILE: how many RTMP messages tshark dissects in a capture (port 1935 decoded
-# as RTMP whatever its direction).
+# rtmp_messages FILE: how many meaningful RTMP messages tshark dissects in a capture, port
+# 1935 decoded as RTMP whatever its direction: command calls and responses with a known RTMP
+# command name (connect, createStream, publish, play, onStatus, _result, onMetaData ...).
+# Forcing the dissector onto random bytes makes it "decode" garbage chunks, so counting every
+# rtmpt frame would say nothing; a known command name appears in noise with negligible odds.
 rtmp_messages() {
-	tshark -n -r "$1" -d tcp.port==1935,rtmpt -Y rtmpt -T fields -e frame.number 2>/dev/null | wc -l
+	tshark -n -r "$1" -d tcp.port==1935,rtmpt -Y amf.string -T fields -e amf.string 2>/dev/null |
+		grep -cE '(^|,)(connect|createStream|publish|play|play2|onStatus|_result|_error|deleteStream|releaseStream|FCPublish|FCUnpublish|getStreamLength|onMetaData|@setDataFrame|\|RtmpSampleAccess|closeStream|receiveAudio|receiveVideo)(,|$)'
 }
 
 # plaintext_markers FILE: print which well-known RTMP/FLV plaintext markers appear in the
@@ -199,7 +210,9 @@ data = b"".join(binascii.unhexlify(l.strip().replace(":", "")) for l in sys.stdi
 markers = {b"\x02\x00\x07connect": "AMF connect", b"onMetaData": "onMetaData",
            b"@setDataFrame": "@setDataFrame", b"FLV\x01": "FLV header",
            b"live/": "application path", b"Lavf": "encoder tag"}
-print("\n".join(name for m, name in markers.items() if m in data))
+for m, name in markers.items():
+    if m in data:
+        print(name)
 print("payload bytes examined: %d" % len(data), file=sys.stderr)
 '
 }

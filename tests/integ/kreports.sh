@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# scripts/kreports.py decides which kernel reports fail a UML run. Synthetic logs in the
+# shape UML 6.1 prints them: the base kernel's own RCU warning must pass, a report naming
+# qotp must fail, and module output logged right after a base report must not be mistaken
+# for part of it.
+. "$(dirname "$0")/../lib.sh"
+kr="python3 $QOTP_TOP/scripts/kreports.py"
+
+rcu() {
+	cat <<'EOL'
+[    1.220000] WARNING: suspicious RCU usage
+[    1.220000] 6.1.192 #1 Not tainted
+[    1.220000] -----------------------------
+[    1.220000] lib/maple_tree.c:860 suspicious rcu_dereference_check() usage!
+[    1.220000] no locks held by init.sh/53.
+[    1.220000] Call Trace:
+[    1.220000]  [<600403d1>] ? dump_trace+0x0/0x217
+[    1.220000]  [<6003b9ac>] show_stack+0x1fc/0x21e
+[    1.220000]  [<600395d8>] fork_handler+0x64/0x140
+
+EOL
+}
+kasan() {
+	cat <<'EOL'
+[    5.000000] BUG: KASAN: use-after-free in qotp_ring_release+0x10/0x20 [qotp]
+[    5.000000] Read of size 8 at addr 000000006d1f2e40 by task ksoftirqd/0/9
+[    5.000000] Call Trace:
+[    5.000000]  [<6003b9ac>] show_stack+0x1fc/0x21e
+[    5.000000]  [<70001234>] qotp_ring_release+0x10/0x20 [qotp]
+
+EOL
+}
+rcu >"$T/base.log"
+{ rcu; echo "[    2.000000] qotp: loaded"; echo "[    2.100000]     ok 1 qotp_keyring"; } >"$T/after.log"
+{ rcu; kasan; } >"$T/bad.log"
+printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] 0xffffffffa0001234\n    [<000000002>] 0xffffffffa0005678\n' >"$T/leak-unloaded"
+printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] kmalloc_trace+0x26/0x60\n    [<000000002>] qotp_peer_add+0x60/0x200 [qotp]\n' >"$T/leak-qotp"
+printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] kmalloc_trace+0x26/0x60\n    [<000000002>] setup_arch+0x60/0x200\n' >"$T/leak-base"
+
+check "base-kernel RCU warning alone passes" $kr "$T/base.log"
+check "module output after a base report is not part of it" $kr "$T/after.log"
+if $kr "$T/bad.log" 2>/dev/null; then fail "KASAN report naming qotp was not caught"; else ok "KASAN report naming qotp fails the run"; fi
+if $kr "$T/base.log" "$T/leak-qotp" 2>/dev/null; then fail "kmemleak object from qotp not caught"; else ok "kmemleak object allocated by qotp fails the run"; fi
+if $kr "$T/base.log" "$T/leak-unloaded" 2>/dev/null; then fail "leak from an unloaded module not caught"; else ok "kmemleak object with only unresolved frames (unloaded module) fails the run"; fi
+check "kmemleak object of the base kernel passes" $kr "$T/base.log" "$T/leak-base"
+finish
