@@ -43,7 +43,7 @@ wait_for() {
 	done
 }
 
-"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-x >/dev/null
+"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-d kms-x >/dev/null
 
 # write_conf NODE PEER LISTEN_PORT PEER_PORT END [extra directives...]
 write_conf() {
@@ -112,3 +112,12 @@ route_of() {
 
 # ms_since T0: milliseconds elapsed since T0 (a `date +%s%N` value).
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+
+# start_qkdsim_named NAME ARGS...: one more simulated link, on unix:$T/NAME.sock, logging
+# to $T/NAME.log (for tests with several links; start_qkdsim is the single-link one).
+start_qkdsim_named() {
+	local name=$1; shift
+	"$QOTP_BIN/qkdsimd" -f -l "unix:$T/$name.sock" "$@" >>"$T/$name.log" 2>&1 &
+	PIDS+=("$!")
+	wait_for 5 "grep -qs 'listening on' '$T/$name.log'"
+}
