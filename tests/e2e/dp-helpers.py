@@ -11,6 +11,7 @@ import hashlib
 import os
 import socket
 import sys
+import threading
 
 MARKER = b"QOTP-PLAINTEXT-MARKER-7f3a"
 
@@ -27,15 +28,8 @@ def mkdata(path, size):
         f.write(out[:size])
 
 
-def serve(addr, port, path):
-    with open(path, "rb") as f:
-        data = f.read()
-    s = socket.socket(family(addr))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
-    s.listen(16)
-    while True:
-        c, _ = s.accept()
+def serve_one(c, data):
+    with c:
         c.settimeout(300)
         try:
             cmd = c.recv(1)
@@ -51,7 +45,18 @@ def serve(addr, port, path):
                 c.sendall(data)
         except OSError as e:
             print("serve:", e, file=sys.stderr)
-        c.close()
+
+
+def serve(addr, port, path):
+    with open(path, "rb") as f:
+        data = f.read()
+    s = socket.socket(family(addr))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve_one, args=(c, data), daemon=True).start()
 
 
 def client(mode, addr, port, path, timeout):
