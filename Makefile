@@ -6,6 +6,7 @@
 #   make demo       install missing packages, build, run the three-site streaming demo
 #   make bench      benchmarks (ratios measured side by side in one run)
 #   make install    install module (modules_install) and programs; DESTDIR, PREFIX honoured
+#   make dkms-install  the module's source under $(DESTDIR)/usr/src/qotp-<version> for DKMS
 #
 # KDIR defaults to /lib/modules/$(uname -r)/build when it exists, otherwise the newest
 # installed Debian linux-headers-*-amd64.
@@ -51,10 +52,21 @@ install: all
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod INSTALL_MOD_PATH=$(DESTDIR) modules_install
 	$(MAKE) -C kms install
 	install -d $(DESTDIR)$(PREFIX)/share/qotp
-	install -m 0644 $(wildcard scripts/killswitch.nft) $(DESTDIR)$(PREFIX)/share/qotp/
+	install -m 0644 scripts/killswitch.nft $(DESTDIR)$(PREFIX)/share/qotp/
+
+# The module's source as DKMS wants it: /usr/src/qotp-<version>/{dkms.conf,kmod/,uapi/}
+# (the module includes ../uapi, so both travel together). Then: dkms add qotp/<version>.
+QOTP_VERSION := $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' kmod/dkms.conf)
+DKMS_SRC = $(DESTDIR)/usr/src/qotp-$(QOTP_VERSION)
+dkms-install:
+	install -d $(DKMS_SRC)/kmod/tests $(DKMS_SRC)/uapi/linux
+	install -m 0644 kmod/dkms.conf $(DKMS_SRC)/dkms.conf
+	install -m 0644 kmod/Kbuild kmod/Makefile kmod/*.kbuild kmod/*.c kmod/*.h $(DKMS_SRC)/kmod/
+	install -m 0644 kmod/tests/*.c $(DKMS_SRC)/kmod/tests/
+	install -m 0644 uapi/linux/qotp.h $(DKMS_SRC)/uapi/linux/
 
 clean:
 	-$(MAKE) -C kmod clean KDIR=$(KDIR)
 	rm -rf build
 
-.PHONY: all kmod kms deps check demo bench fuzz uml-kernel install clean
+.PHONY: all kmod kms deps check demo bench fuzz uml-kernel install dkms-install clean
