@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * KUnit tests of per-flow key accounting (flow.c) against real key rings: the key of a
+ * byte depends on its sequence number only (retransmission with other boundaries, across
+ * the 2^32 wrap), descriptors name at most two runs, key is released exactly once when the
+ * bytes are acknowledged (encrypt and decrypt side), starvation keeps what was reserved.
+ * The flow is used bare (no table); its peer is a stub holding the rings and counters.
+ */
+#include "dp_test.h"
+#include <linux/slab.h>
+#include <linux/percpu.h>
+#include <net/tcp.h>
+
+#include "../qotp.h"
+#include "../keyring.h"
+#include "../netlink.h"
+#include "../flow.h"
+
+MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
+
+#define BLK	4096
+
+struct fctx {
+	struct qotp_evq evq;
+	struct qotp_peer peer;
+	struct qotp_flow f;
+	u64 next_id;
+};
+
+static u8 pattern(u64 id, u32 off)
+{
+	return (u8)(id * 131 + off * 7 + 1);
+}
+
+static void push(struct kunit *test, struct fctx *c, enum qotp_dir dir, unsigned int n)
+{
+	u8 *data = kunit_kmalloc(test, BLK, GFP_KERNEL);
+	unsigned int i;
+	u32 j;
+
+	for (i = 0; i < n; i++) {
+		struct qotp_push_blk b = { .id = c->next_id, .data = data, .len = BLK };
+
+		for (j = 0; j < BLK; j++)
+			data[j] = pattern(b.id, j);
+		KUNIT_ASSERT_EQ(test, qotp_ring_push(c->peer.ring[dir], &b, 1, 1ULL << 30), 0);
+		c->next_id++;
+	}
+}
+
+static struct fctx *fctx_new(struct kunit *test)
+{
+	struct fctx *c = kunit_kzalloc(test, sizeof(*c), GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, c);
+	qotp_evq_init(&c->evq, NULL);
+	c->peer.stats = alloc_percpu(struct qotp_peer_stats);
+	KUNIT_ASSERT_NOT_NULL(test, c->peer.stats);
+	c->peer.ring[QOTP_DIR_ENCRYPT] = qotp_ring_create(&c->evq, 2, QOTP_DIR_ENCRYPT);
+	c->peer.ring[QOTP_DIR_DECRYPT] = qotp_ring_create(&c->evq, 2, QOTP_DIR_DECRYPT);
+	KUNIT_ASSERT_TRUE(test, c->peer.ring[0] && c->peer.ring[1]);
+	c->f.peer = &c->peer;
+	spin_lock_init(&c->f.lock);
+	INIT_LIST_HEAD(&c->f.enc.spans);
+	INIT_LIST_HEAD(&c->f.dec.runs);
+	c->next_id = 1;
+	return c;
+}
+
+static void fctx_done(struct fctx *c)
+{
+	struct qotp_span *s, *ts;
+	struct qotp_drun *r, *tr;
+
+	list_for_each_entry_safe(s, ts, &c->f.enc.spans, node) {
+		qotp_key_ref_put(&s->ref);
+		kfree(s);
+	}
+	list_for_each_entry_safe(r, tr, &c->f.dec.runs, node)
+		kfree(r);
+	qotp_ring_destroy(c->peer.ring[0]);
+	qotp_ring_destroy(c->peer.ring[1]);
+	free_percpu(c->peer.stats);
+	qotp_evq_exit(&c->evq);
+}
+
+static u64 consumed(struct fctx *c, enum qotp_dir dir)
+{
+	struct qotp_ring_info info;
+
+	qotp_ring_info(c->peer.ring[dir], &info);
+	return info.consumed;
+}
+
+/* The key bytes named by a descriptor for [seq, seq + len), as the decryptor finds them. */
+static void desc_key(const struct qotp_desc *d, u32 seq, u32 len, u8 *out)
+{
+	u32 i;
+
+	for (i = 0; i < len; i++) {
+		const struct qotp_run *r = &d->run[qotp_desc_pick(d, seq + i)];
+
+		out[i] = pattern(r->blk, r->off + (seq + i - r->seq));
+	}
+}
+
+/* Same bytes, same key: first pass in MSS segments across the 2^32 wrap, retransmitted
+ * in other cuts; pieces and descriptors agree with each other and with the first pass. */
+static void flow_same_bytes_same_key(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	const u32 isn = 0xffffd000, total = 30000;
+	u8 *first = kunit_kmalloc(test, total, GFP_KERNEL), *k = kunit_kmalloc(test, 65536, GFP_KERNEL);
+	static const u32 cuts[] = { 1448, 1000, 4096, 7, 3000 };
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	unsigned int ci;
+	u32 off, n, i;
+
+	push(test, c, QOTP_DIR_ENCRYPT, 10);
+	spin_lock_bh(&c->f.lock);
+	for (off = 0; off < total; off += n) {
+		n = min(1448U, total - off);
+		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], isn + off, n, &d, pc), 0);
+		KUNIT_ASSERT_LE(test, d.n, 2U);
+		KUNIT_EXPECT_EQ(test, d.run[0].seq, isn + off);
+		for (i = 0; i < n; i++)
+			first[off + i] = i < pc[0].len ? pc[0].key[i] : pc[1].key[i - pc[0].len];
+		desc_key(&d, isn + off, n, k);
+		KUNIT_ASSERT_MEMEQ(test, k, first + off, n);
+	}
+	/* One flow alone: the key is the ring in order, no byte skipped. */
+	for (i = 0; i < total; i++)
+		KUNIT_ASSERT_EQ(test, first[i], pattern(1 + i / BLK, i % BLK));
+	for (ci = 0; ci < ARRAY_SIZE(cuts); ci++)
+		for (off = 0; off < total; off += n) {
+			n = min(cuts[ci], total - off);
+			KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], isn + off, n,
+								&d, pc), 0);
+			desc_key(&d, isn + off, n, k);
+			KUNIT_ASSERT_MEMEQ(test, k, first + off, n);
+		}
+	spin_unlock_bh(&c->f.lock);
+	fctx_done(c);
+}
+
+/* Key is released when the peer acknowledges whole spans, each byte once. */
+static void flow_release_after_ack(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	const u32 isn = 0xfffffa00;
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	u32 off;
+
+	push(test, c, QOTP_DIR_ENCRYPT, 4);
+	spin_lock_bh(&c->f.lock);
+	for (off = 0; off < 10000; off += 1000)
+		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], isn + off, 1000, &d, pc), 0);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_ENCRYPT), 0ULL);
+	qotp_flow_enc_ack(&c->f, c->peer.ring[0], isn + 2500);	/* covers spans 1, 2 */
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_ENCRYPT), 2000ULL);
+	qotp_flow_enc_ack(&c->f, c->peer.ring[0], isn + 2500);	/* duplicate ACK */
+	qotp_flow_enc_ack(&c->f, c->peer.ring[0], isn + 2000);	/* old ACK */
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_ENCRYPT), 2000ULL);
+	qotp_flow_enc_ack(&c->f, c->peer.ring[0], isn + 50000);	/* beyond what was sent */
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_ENCRYPT), 2000ULL);
+	/* Bytes whose key is gone cannot be sent again. */
+	KUNIT_EXPECT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], isn + 1000, 10, &d, pc),
+			-ESTALE);
+	qotp_flow_enc_ack(&c->f, c->peer.ring[0], isn + 10001);	/* all, and the FIN */
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_ENCRYPT), 10000ULL);
+	KUNIT_EXPECT_EQ(test, c->f.enc.nspans, 0U);
+	spin_unlock_bh(&c->f.lock);
+	fctx_done(c);
+}
+
+/* Decrypt side: runs learnt from descriptors, key released for [rel, ack) exactly once. */
+static void flow_dec_release(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	const u32 isn = 0xfffff000;
+	struct qotp_desc d;
+	u32 off;
+
+	push(test, c, QOTP_DIR_DECRYPT, 3);
+	spin_lock_bh(&c->f.lock);
+	c->f.dec.rel = isn;
+	c->f.dec.rel_valid = true;
+	/* 3 blocks of 4096 in stream order, segments of 1000 (some crossing a block). */
+	for (off = 0; off < 12000; off += 1000) {
+		d.n = 1;
+		d.run[0] = (struct qotp_run){ isn + off, 1 + off / BLK, off % BLK };
+		if (off / BLK != (off + 999) / BLK) {
+			u32 b = (off / BLK + 1) * BLK;
+
+			d.n = 2;
+			d.run[1] = (struct qotp_run){ isn + b, 1 + b / BLK, 0 };
+		}
+		KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off + 1000), 0);
+		if (off == 5000)	/* a duplicate, learnt again */
+			KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off + 1000), 0);
+	}
+	qotp_flow_dec_ack(&c->f, c->peer.ring[1], isn + 4500);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 4500ULL);
+	qotp_flow_dec_ack(&c->f, c->peer.ring[1], isn + 4500);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 4500ULL);
+	qotp_flow_dec_ack(&c->f, c->peer.ring[1], isn + 12000);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 12000ULL);
+	/* Block 3 is 288 bytes longer than the stream: not released, still held. */
+	KUNIT_EXPECT_EQ(test, qotp_ring_avail(c->peer.ring[1]), (u64)(3 * BLK - 12000));
+	spin_unlock_bh(&c->f.lock);
+	fctx_done(c);
+}
+
+/* Two flows interleaving on one ring: a retransmission over three of one flow's runs
+ * cannot be described (-E2BIG); over two it can. */
+static void flow_two_runs_at_most(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	struct qotp_flow *g = kunit_kzalloc(test, sizeof(*g), GFP_KERNEL);
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	struct qotp_span *s, *ts;
+	u32 i;
+
+	push(test, c, QOTP_DIR_ENCRYPT, 2);
+	spin_lock_init(&g->lock);
+	INIT_LIST_HEAD(&g->enc.spans);
+	INIT_LIST_HEAD(&g->dec.runs);
+	g->peer = &c->peer;
+	spin_lock_bh(&c->f.lock);
+	for (i = 0; i < 3; i++) {
+		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 100 * i, 100, &d, pc), 0);
+		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(g, c->peer.ring[0], 5000 + 100 * i, 100, &d, pc), 0);
+	}
+	KUNIT_EXPECT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 0, 300, &d, pc), -E2BIG);
+	KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 50, 100, &d, pc), 0);
+	KUNIT_EXPECT_EQ(test, d.n, 2U);
+	KUNIT_EXPECT_EQ(test, d.run[1].seq, 100U);
+	KUNIT_EXPECT_EQ(test, d.run[1].off, 200U);	/* f's 2nd span came after g's 1st */
+	spin_unlock_bh(&c->f.lock);
+	list_for_each_entry_safe(s, ts, &g->enc.spans, node) {
+		qotp_key_ref_put(&s->ref);
+		kfree(s);
+	}
+	fctx_done(c);
+}
+
+/* Starved: what could be reserved stays with the flow; after a push the same bytes get
+ * the same key plus the new block. */
+static void flow_starve_keeps_reservation(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+
+	push(test, c, QOTP_DIR_ENCRYPT, 1);
+	spin_lock_bh(&c->f.lock);
+	KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 0, 4000, &d, pc), 0);
+	KUNIT_EXPECT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 4000, 1000, &d, pc), -ENOKEY);
+	KUNIT_EXPECT_EQ(test, c->f.enc.nxt, (u32)BLK);
+	spin_unlock_bh(&c->f.lock);
+	push(test, c, QOTP_DIR_ENCRYPT, 1);
+	spin_lock_bh(&c->f.lock);
+	KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 4000, 1000, &d, pc), 0);
+	KUNIT_EXPECT_EQ(test, d.n, 2U);
+	KUNIT_EXPECT_EQ(test, d.run[0].blk, 1ULL);
+	KUNIT_EXPECT_EQ(test, d.run[0].off, 4000U);
+	KUNIT_EXPECT_EQ(test, d.run[1].blk, 2ULL);
+	KUNIT_EXPECT_EQ(test, d.run[1].seq, (u32)BLK);
+	KUNIT_EXPECT_EQ(test, pc[0].len + pc[1].len, 1000U);
+	spin_unlock_bh(&c->f.lock);
+	fctx_done(c);
+}
+
+static struct kunit_case flow_cases[] = {
+	KUNIT_CASE(flow_same_bytes_same_key),
+	KUNIT_CASE(flow_release_after_ack),
+	KUNIT_CASE(flow_dec_release),
+	KUNIT_CASE(flow_two_runs_at_most),
+	KUNIT_CASE(flow_starve_keeps_reservation),
+	{}
+};
+
+static struct kunit_suite flow_suite = {
+	.name = "qotp_flow",
+	.test_cases = flow_cases,
+};
+kunit_test_suite(flow_suite);
