@@ -6,10 +6,13 @@
 #                                          "D" -> FILE's bytes
 #   dp-helpers.py up|down ADDR PORT FILE [TIMEOUT]   client; exit 0 iff the bytes arrived exact
 #   dp-helpers.py capture IF FILE          every frame seen on IF appended to FILE
-#   dp-helpers.py grep FILE                exit 0 iff FILE holds the plaintext marker
+#                                          (each as a native u32 length, then the frame)
+#   dp-helpers.py grep FILE [PORT]         exit 0 iff FILE holds the plaintext marker (with
+#                                          PORT: in the payload of a TCP segment from or to it)
 import hashlib
 import os
 import socket
+import struct
 import sys
 import threading
 
@@ -96,7 +99,34 @@ def capture(ifname, path):
     with open(path, "ab", buffering=0) as out:
         print("capturing", flush=True)
         while True:
-            out.write(s.recv(1 << 17))
+            d = s.recv(1 << 17)
+            out.write(struct.pack("I", len(d)) + d)
+
+
+def tcp_payloads(path, port):
+    """TCP payloads from or to @port in a capture file (Ethernet frames, IPv4/IPv6)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    o = 0
+    while o + 4 <= len(data):
+        (n,) = struct.unpack_from("I", data, o)
+        fr = data[o + 4:o + 4 + n]
+        o += 4 + n
+        if len(fr) < 14:
+            continue
+        et = struct.unpack_from("!H", fr, 12)[0]
+        ip = fr[14:]
+        if et == 0x0800 and len(ip) >= 20 and ip[9] == 6:
+            tcp = ip[(ip[0] & 15) * 4:struct.unpack_from("!H", ip, 2)[0]]
+        elif et == 0x86DD and len(ip) >= 40 and ip[6] == 6:
+            tcp = ip[40:40 + struct.unpack_from("!H", ip, 4)[0]]
+        else:
+            continue
+        if len(tcp) < 20:
+            continue
+        sport, dport = struct.unpack_from("!HH", tcp, 0)
+        if port in (sport, dport):
+            yield tcp[(tcp[12] >> 4) * 4:]
 
 
 def main():
@@ -110,6 +140,8 @@ def main():
     elif a[0] == "capture":
         capture(a[1], a[2])
     elif a[0] == "grep":
+        if len(a) > 2:
+            return 0 if any(MARKER in p for p in tcp_payloads(a[1], int(a[2]))) else 1
         with open(a[1], "rb") as f:
             return 0 if MARKER in f.read() else 1
     else:
