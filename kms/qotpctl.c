@@ -446,23 +446,59 @@ fail:
 
 /* ---- peer ---- */
 
+/* Appends the prefixes of one "CIDR[,CIDR...]" or "none" argument; -EINVAL was reported. */
+static int put_prefixes(struct nl_msg *msg, const char *arg)
+{
+	char *dup, *tok, *save = NULL;
+
+	if (!strcmp(arg, "none"))
+		return 0;
+	dup = strdup(arg);
+	if (!dup)
+		return -ENOMEM;
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		struct qotpctl_cidr c;
+		struct nlattr *e;
+
+		if (!parse_cidr(tok, &c)) {
+			free(dup);
+			return -EINVAL;
+		}
+		e = nla_nest_start(msg, NLA_F_NESTED);
+		nla_put_u16(msg, QOTP_A_PREFIX_FAMILY, c.family);
+		nla_put(msg, QOTP_A_PREFIX_ADDR, c.family == AF_INET ? 4 : 16, c.addr);
+		nla_put_u8(msg, QOTP_A_PREFIX_LEN, c.len);
+		nla_nest_end(msg, e);
+	}
+	free(dup);
+	return 0;
+}
+
 static int peer_main(int argc, char **argv)
 {
 	const char *sub = argc > 1 ? argv[1] : "";
 	uint32_t id;
 	struct nl_msg *msg;
-	int err, cmd;
+	int err, cmd, i;
 
 	if (!strcmp(sub, "del") && argc == 3) {
 		cmd = QOTP_CMD_DEL_PEER;
-	} else if ((!strcmp(sub, "add") || !strcmp(sub, "set")) && (argc == 3 || argc == 5)) {
+	} else if ((!strcmp(sub, "add") || !strcmp(sub, "set")) && argc >= 3 && argc % 2 == 1) {
+		/* "prefix LIST" may be repeated: prefix 10.0.0.0/8 prefix fd00::/8 */
 		cmd = sub[0] == 'a' ? QOTP_CMD_ADD_PEER : QOTP_CMD_SET_PEER;
-		if (argc == 5 && strcmp(argv[3], "prefix")) {
-			fprintf(stderr, "%s: expected `prefix', got `%s'\n", PROG, argv[3]);
-			return 1;
+		for (i = 3; i < argc; i += 2) {
+			if (strcmp(argv[i], "prefix")) {
+				fprintf(stderr, "%s: expected `prefix', got `%s'\n", PROG, argv[i]);
+				return 1;
+			}
+			if (!strcmp(argv[i + 1], "none") && argc != 5) {
+				fprintf(stderr, "%s: `prefix none' cannot be combined with prefixes\n",
+					PROG);
+				return 1;
+			}
 		}
 	} else {
-		fprintf(stderr, "Usage: %s peer add|set ID [prefix CIDR[,CIDR...]|none]\n"
+		fprintf(stderr, "Usage: %s peer add|set ID [prefix CIDR[,CIDR...]|none]...\n"
 			"       %s peer del ID\n", PROG, PROG);
 		return 1;
 	}
@@ -474,31 +510,16 @@ static int peer_main(int argc, char **argv)
 	if (!msg)
 		return kernel_error("peer", -ENOMEM);
 	nla_put_u32(msg, QOTP_A_PEER_ID, id);
-	if (argc == 5) {
+	if (argc >= 5) {
 		struct nlattr *list = nla_nest_start(msg, QOTP_A_PEER_PREFIXES | NLA_F_NESTED);
-		char *dup = strdup(argv[4]), *tok, *save = NULL;
 
-		if (!dup) {
-			nlmsg_free(msg);
-			return kernel_error("peer", -ENOMEM);
-		}
-		for (tok = strtok_r(dup, ",", &save); tok && strcmp(argv[4], "none");
-		     tok = strtok_r(NULL, ",", &save)) {
-			struct nlattr *e;
-			struct qotpctl_cidr c;
-
-			if (!parse_cidr(tok, &c)) {
-				free(dup);
+		for (i = 4; i < argc; i += 2) {
+			err = put_prefixes(msg, argv[i]);
+			if (err) {
 				nlmsg_free(msg);
-				return 1;
+				return err == -ENOMEM ? kernel_error("peer", err) : 1;
 			}
-			e = nla_nest_start(msg, NLA_F_NESTED);
-			nla_put_u16(msg, QOTP_A_PREFIX_FAMILY, c.family);
-			nla_put(msg, QOTP_A_PREFIX_ADDR, c.family == AF_INET ? 4 : 16, c.addr);
-			nla_put_u8(msg, QOTP_A_PREFIX_LEN, c.len);
-			nla_nest_end(msg, e);
 		}
-		free(dup);
 		nla_nest_end(msg, list);
 	}
 	err = nlc_request(&nl, msg, NULL, NULL);
@@ -847,7 +868,7 @@ static const struct {
 	  "[ports PORT[,PORT...]] [mode gateway|endpoint|both|off] [ring-max BYTES]\n"
 	  "\t[low-watermark BYTES] [max-flows N]" },
 	{ "peer", peer_main, "Adds, changes or deletes a peer",
-	  "add|set ID [prefix CIDR[,CIDR...]|none]  |  peer del ID" },
+	  "add|set ID [prefix CIDR[,CIDR...]|none]...  |  peer del ID" },
 	{ "push", push_main, "Pushes key blocks read from a file or stdin into a ring",
 	  "PEER encrypt|decrypt FILE|- [--first-id N] [--block-size N]" },
 	{ "flush", flush_main, "Wipes the key blocks of a peer, a ring, or everything",
