@@ -63,6 +63,7 @@ const char *msg_type_name(uint8_t type)
 	case MSG_VERIFY_REQ: return "verify-req";
 	case MSG_VERIFY_RESP: return "verify-resp";
 	case MSG_ROUTE_ADVERT: return "route-advert";
+	case MSG_DIST: return "dist";
 	}
 	return "unknown";
 }
@@ -152,6 +153,13 @@ int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg
 		m->advert.count = (uint16_t)r;
 		return CODEC_OK;
 	}
+	case MSG_DIST: {
+		int r = dist_decode(p, plen, &m->dist);
+
+		if (r < 0)
+			return r == -EBADMSG ? CODEC_ELENGTH : CODEC_EFIELD;
+		return CODEC_OK;
+	}
 	}
 	return CODEC_ETYPE;
 }
@@ -209,6 +217,15 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 		plen = (size_t)r;
 		break;
 	}
+	case MSG_DIST: {
+		size_t room = buflen > MSG_HDR_LEN ? buflen - MSG_HDR_LEN : 0;
+		long r = dist_encode(&m->dist, buf + MSG_HDR_LEN, room);
+
+		if (r < 0)
+			return -1;
+		plen = (size_t)r;
+		break;
+	}
 	default:
 		return -1;
 	}
@@ -249,6 +266,7 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 		}
 		break;
 	case MSG_ROUTE_ADVERT:
+	case MSG_DIST:
 		break;		/* already written */
 	}
 	return (long)(MSG_HDR_LEN + plen);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "distrib.h"
 #include "route.h"
 
 #define KMS_PROTO_VERSION 1
@@ -28,6 +29,8 @@ enum msg_type {
 	MSG_VERIFY_REQ = 3,
 	MSG_VERIFY_RESP = 4,
 	MSG_ROUTE_ADVERT = 5,	/* distance vector, payload as in route.h */
+	MSG_DIST = 6,		/* key distribution: OFFER/ACCEPT/REJECT/RESYNC/RESYNC_REQ,
+				 * payload as in distrib.h (dist_encode), block ids only */
 	__MSG_LAST
 };
 
@@ -79,6 +82,7 @@ struct msg {
 			uint16_t count;
 			struct rt_entry e[RT_MAX_NODES];
 		} advert;
+		struct dist_msg dist;
 	};
 };
 

@@ -6,7 +6,7 @@ KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlit
 KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
 
 KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o \
-	route.o routing.o
+	route.o routing.o distrib.o
 QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 
@@ -25,21 +25,21 @@ $(O)/kmsctl: $(addprefix $(O)/,$(KMSCTL_OBJS))
 UNIT_TESTS += codec_test config_test store_test caching_test
 $(O)/asan/%_test.o: tests/%_test.c | $(O)/asan
 	$(CC) $(SAN_CFLAGS) -I. -MMD -MP -c -o $@ $<
-$(O)/asan/codec_test: $(addprefix $(O)/asan/,codec_test.o codec.o config.o route.o)
+$(O)/asan/codec_test: $(addprefix $(O)/asan/,codec_test.o codec.o config.o route.o distrib.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
 $(O)/asan/config_test: $(addprefix $(O)/asan/,config_test.o config.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
 $(O)/asan/store_test: $(addprefix $(O)/asan/,store_test.o store.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS)
 $(O)/asan/caching_test: $(addprefix $(O)/asan/,caching_test.o caching.o store.o codec.o \
-		config.o log.o route.o)
+		config.o log.o route.o distrib.o)
 	$(CC) $(SAN_CFLAGS) -o $@ $^ $(KMS_TEST_LIBS) $(shell $(PKG_CONFIG) --libs libevent)
 
 # libFuzzer targets: the peer message decoder and the config parser.
 FUZZERS += fuzz_codec fuzz_config
 $(O)/fuzz/fuzz_%.o: fuzz/fuzz_%.c | $(O)/fuzz
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -I. -MMD -MP -c -o $@ $<
-$(O)/fuzz/fuzz_codec: $(addprefix $(O)/fuzz/,fuzz_codec.o codec.o config.o route.o)
+$(O)/fuzz/fuzz_codec: $(addprefix $(O)/fuzz/,fuzz_codec.o codec.o config.o route.o distrib.o)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
 $(O)/fuzz/fuzz_config: $(addprefix $(O)/fuzz/,fuzz_config.o config.o)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^

@@ -105,6 +105,65 @@ static void test_route_advert_roundtrip(void **state)
 	assert_int_equal(out.advert.count, 0);
 }
 
+static void test_dist_roundtrip(void **state)
+{
+	/* OFFER: 4 + (1+5) + (1+5) + 25 bytes of payload */
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_DIST;
+	in.dist.type = DIST_OFFER;
+	strcpy(in.dist.enc, "kms-a");
+	strcpy(in.dist.dec, "kms-b");
+	in.dist.id = 0x0102030405060708ULL;
+	in.dist.len = 4096;
+	in.dist.source = DIST_SRC_LINK;
+	in.dist.ref = 77;
+	in.dist.ref_off = 12;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 25);
+	assert_memory_equal(buf, "\x01\x06\x00\x00\x00\x00\x00\x29\x01\x01\x00\x00\x05" "kms-a", 18);
+	assert_int_equal(out.dist.type, DIST_OFFER);
+	assert_string_equal(out.dist.enc, "kms-a");
+	assert_string_equal(out.dist.dec, "kms-b");
+	assert_true(out.dist.id == 0x0102030405060708ULL);
+	assert_int_equal(out.dist.len, 4096);
+	assert_int_equal(out.dist.source, DIST_SRC_LINK);
+	assert_true(out.dist.ref == 77);
+	assert_int_equal(out.dist.ref_off, 12);
+
+	in.dist.type = DIST_ACCEPT;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 8);
+	assert_int_equal(out.dist.type, DIST_ACCEPT);
+	assert_true(out.dist.id == 0x0102030405060708ULL);
+	in.dist.type = DIST_REJECT;
+	in.dist.reason = 2;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 9);
+	assert_int_equal(out.dist.reason, 2);
+	in.dist.type = DIST_RESYNC;
+	in.dist.id = 5000;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 8);
+	assert_true(out.dist.id == 5000);
+	in.dist.type = DIST_RESYNC_REQ;
+	in.dist.id = 0;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12);
+	assert_int_equal(out.dist.type, DIST_RESYNC_REQ);
+
+	/* rejections: bad inner version, trailing byte, zero id, bad node id */
+	in.dist.type = DIST_ACCEPT;
+	in.dist.id = 9;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), MSG_HDR_LEN + 24);
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 24, &out), CODEC_OK);
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 23, &out), CODEC_ELENGTH);
+	buf[MSG_HDR_LEN + 24] = 0;
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 25, &out), CODEC_ELENGTH);
+	buf[MSG_HDR_LEN] = 9;
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 24, &out), CODEC_EFIELD);
+	in.dist.id = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.dist.id = 9;
+	strcpy(in.dist.enc, "bad id");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	assert_string_equal(msg_type_name(MSG_DIST), "dist");
+}
+
 static void test_header_rejects(void **state)
 {
 	uint8_t h[MSG_HDR_LEN] = { 1, MSG_KEEPALIVE, 0, 0, 0, 0, 0, 8 };
@@ -226,6 +285,7 @@ int main(void)
 		cmocka_unit_test(test_verify_req_roundtrip),
 		cmocka_unit_test(test_verify_resp_roundtrip),
 		cmocka_unit_test(test_route_advert_roundtrip),
+		cmocka_unit_test(test_dist_roundtrip),
 		cmocka_unit_test(test_header_rejects),
 		cmocka_unit_test(test_payload_rejects),
 		cmocka_unit_test(test_encode_rejects),
