@@ -39,6 +39,8 @@
 #include <net/ip.h>
 #include <net/ipv6.h>
 #include <net/tcp.h>
+#include <net/icmp.h>
+#include <linux/icmpv6.h>
 #include <kunit/visibility.h>
 
 #include "qotp.h"
@@ -270,6 +272,78 @@ fail:
 	return V_DROP;
 }
 
+/*
+ * An ICMP "fragmentation needed" / ICMPv6 "packet too big" about a segment our side sent
+ * toward a peer on a protected port: the MTU it reports was measured on the encrypted
+ * segment, QOTP_OPT_SPACE bytes longer than what our side sends. Lower it by that much
+ * (not below the family's minimum), so our side's next segments fit once encrypted.
+ * Incremental update of the ICMP checksum: the sum over the message stays the same, so
+ * CHECKSUM_COMPLETE stays right too.
+ */
+static void icmp_too_big(struct qotp_net *qn, struct sk_buff *skb, u8 pf, unsigned int off)
+{
+	struct {
+		u8 type, code;
+		__be16 csum;
+		__be32 info;
+	} _ih, *ih;
+	const struct tcphdr *th;
+	struct tcphdr _th;
+	struct qotp_peer *peer;
+	unsigned int ioff = off + sizeof(_ih), toff;
+	u32 mtu, nmtu;
+
+	ih = skb_header_pointer(skb, off, sizeof(_ih), &_ih);
+	if (!ih)
+		return;
+	if (pf == NFPROTO_IPV4) {
+		struct iphdr _iph;
+		const struct iphdr *inner;
+
+		if (ih->type != ICMP_DEST_UNREACH || ih->code != ICMP_FRAG_NEEDED)
+			return;
+		inner = skb_header_pointer(skb, ioff, sizeof(_iph), &_iph);
+		if (!inner || inner->protocol != IPPROTO_TCP || inner->ihl < 5)
+			return;
+		peer = qotp_peer_lookup_v4(qn, inner->daddr);
+		toff = ioff + inner->ihl * 4;
+		mtu = ntohl(ih->info) & 0xffff;
+		nmtu = max_t(u32, mtu - min_t(u32, mtu, QOTP_OPT_SPACE), 576);
+	} else {
+		struct ipv6hdr _ip6h;
+		const struct ipv6hdr *inner;
+
+		if (ih->type != ICMPV6_PKT_TOOBIG)
+			return;
+		inner = skb_header_pointer(skb, ioff, sizeof(_ip6h), &_ip6h);
+		if (!inner || inner->nexthdr != IPPROTO_TCP)
+			return;
+		peer = qotp_peer_lookup_v6(qn, &inner->daddr);
+		toff = ioff + sizeof(*inner);
+		mtu = ntohl(ih->info);
+		nmtu = max_t(u32, mtu - min_t(u32, mtu, QOTP_OPT_SPACE), IPV6_MIN_MTU);
+	}
+	th = skb_header_pointer(skb, toff, 4, &_th);	/* ports: the 8 bytes ICMP quotes */
+	if (!peer || !th || nmtu >= mtu ||
+	    (!qotp_port_protected(qn, ntohs(th->dest)) &&
+	     !qotp_port_protected(qn, ntohs(th->source))))
+		return;
+	if (skb_ensure_writable(skb, off + sizeof(_ih)))
+		return;
+	ih = (void *)(skb->data + off);
+	if (pf == NFPROTO_IPV4) {
+		__be32 old = ih->info;
+
+		ih->info = htonl((ntohl(old) & 0xffff0000) | nmtu);
+		csum_replace4(&ih->csum, old, ih->info);
+	} else {
+		__be32 old = ih->info;
+
+		ih->info = htonl(nmtu);
+		csum_replace4(&ih->csum, old, ih->info);
+	}
+}
+
 /* Finds whether @skb is ours; fills @sg and returns the peer (RCU), else NULL. Sets
  * *@drop for segments toward or from a peer that we cannot vet (fragments, broken TCP
  * headers): those must not pass, they may carry protected plaintext. */
@@ -287,6 +361,8 @@ static struct qotp_peer *classify(struct qotp_net *qn, struct sk_buff *skb, u8 p
 	if (pf == NFPROTO_IPV4) {
 		const struct iphdr *iph = ip_hdr(skb);
 
+		if (iph->protocol == IPPROTO_ICMP && !ip_is_fragment(iph))
+			icmp_too_big(qn, skb, pf, skb_network_offset(skb) + iph->ihl * 4);
 		if (iph->protocol != IPPROTO_TCP)
 			return NULL;
 		sg->thoff = skb_network_offset(skb) + iph->ihl * 4;
@@ -310,6 +386,8 @@ static struct qotp_peer *classify(struct qotp_net *qn, struct sk_buff *skb, u8 p
 
 		off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(*ip6h), &nexthdr,
 				       &frag_off);
+		if (off >= 0 && nexthdr == IPPROTO_ICMPV6 && !frag_off)
+			icmp_too_big(qn, skb, pf, off);
 		if (off < 0 || nexthdr != IPPROTO_TCP)
 			return NULL;
 		sg->thoff = off;
