@@ -284,7 +284,7 @@ static void icmp_too_big(struct qotp_net *qn, struct sk_buff *skb, u8 pf, unsign
 {
 	struct {
 		u8 type, code;
-		__be16 csum;
+		__sum16 csum;
 		__be32 info;
 	} _ih, *ih;
 	const struct tcphdr *th;
@@ -292,6 +292,7 @@ static void icmp_too_big(struct qotp_net *qn, struct sk_buff *skb, u8 pf, unsign
 	struct qotp_peer *peer;
 	unsigned int ioff = off + sizeof(_ih), toff;
 	u32 mtu, nmtu;
+	__be32 old;
 
 	ih = skb_header_pointer(skb, off, sizeof(_ih), &_ih);
 	if (!ih)
@@ -331,17 +332,10 @@ static void icmp_too_big(struct qotp_net *qn, struct sk_buff *skb, u8 pf, unsign
 	if (skb_ensure_writable(skb, off + sizeof(_ih)))
 		return;
 	ih = (void *)(skb->data + off);
-	if (pf == NFPROTO_IPV4) {
-		__be32 old = ih->info;
-
-		ih->info = htonl((ntohl(old) & 0xffff0000) | nmtu);
-		csum_replace4(&ih->csum, old, ih->info);
-	} else {
-		__be32 old = ih->info;
-
-		ih->info = htonl(nmtu);
-		csum_replace4(&ih->csum, old, ih->info);
-	}
+	old = ih->info;
+	/* IPv4: the MTU is the low 16 bits of the 32-bit field; IPv6: all of it. */
+	ih->info = htonl(pf == NFPROTO_IPV4 ? (ntohl(old) & 0xffff0000) | nmtu : nmtu);
+	csum_replace4(&ih->csum, old, ih->info);
 }
 
 /* Finds whether @skb is ours; fills @sg and returns the peer (RCU), else NULL. Sets
