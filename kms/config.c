@@ -50,6 +50,9 @@ void config_defaults(struct kms_config *cf)
 	cf->keepalive_s = 5;
 	cf->reconnect_max_s = 30;
 	cf->link_max_bytes = 1ULL << 30;
+	cf->dist_block = 32768;
+	cf->dist_low = 64 * 1024;
+	cf->dist_target = 256 * 1024;
 	cf->write_high_watermark = 1 << 20;
 }
 
@@ -199,6 +202,12 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 			if (strcmp(w[i + 1], "a") && strcmp(w[i + 1], "b"))
 				return perr(p, "end must be a or b: `%s'", w[i + 1]);
 			nb->qkd_end = w[i + 1][0];
+		} else if (!strcmp(w[i], "qotp-peer")) {
+			uint64_t v;
+
+			if (set_uint(p, &v, "qotp-peer", w[i + 1], 1, UINT32_MAX))
+				return -1;
+			nb->qotp_peer = (uint32_t)v;
 		} else {
 			return perr(p, "unknown neighbour option: `%s'", w[i]);
 		}
@@ -288,6 +297,15 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 	} else if (!strcmp(w[0], "reconnect-max")) {
 		if (!(rc = set_uint(p, &v, "reconnect-max", w[1], 1, 3600)))
 			cf->reconnect_max_s = v;
+	} else if (!strcmp(w[0], "dist-block")) {
+		if (!(rc = set_uint(p, &v, "dist-block", w[1], 16, 32768)))
+			cf->dist_block = (uint32_t)v;
+	} else if (!strcmp(w[0], "dist-low-watermark")) {
+		if (!(rc = set_uint(p, &v, "dist-low-watermark", w[1], 16, 1ULL << 30)))
+			cf->dist_low = v;
+	} else if (!strcmp(w[0], "dist-target")) {
+		if (!(rc = set_uint(p, &v, "dist-target", w[1], 16, 1ULL << 32)))
+			cf->dist_target = v;
 	} else if (!strcmp(w[0], "link-max-bytes")) {
 		if (!(rc = set_uint(p, &v, "link-max-bytes", w[1], 4096, 1ULL << 40)))
 			cf->link_max_bytes = v;
@@ -334,6 +352,14 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 		return perr(&p, "missing required directive: `%s'", "store");
 	if (config_find_neighbour(cf, cf->node_id))
 		return perr(&p, "node is its own neighbour: `%s'", cf->node_id);
+	if (cf->dist_target <= cf->dist_low)
+		return perr(&p, "dist-target must exceed dist-low-watermark: `%llu'",
+			    (unsigned long long)cf->dist_target);
+	for (size_t i = 0; i < cf->n_nb; i++)
+		for (size_t j = 0; j < i; j++)
+			if (cf->nb[i].qotp_peer && cf->nb[i].qotp_peer == cf->nb[j].qotp_peer)
+				return perr(&p, "two neighbours with the same qotp-peer: `%s'",
+					    cf->nb[i].id);
 	return 0;
 }
 

@@ -19,6 +19,8 @@ struct kms_neighbour {
 	enum qkd_backend qkd_backend;
 	char qkd_spec[KMS_PATH_MAX];	/* qkd-sim: unix:/path or tcp:host:port */
 	char qkd_end;			/* 'a' or 'b': which end of the simulated link we are */
+	uint32_t qotp_peer;		/* local qotp peer id of this neighbour's encryptor;
+					 * 0 = no key distribution to the kernel */
 };
 
 struct kms_config {
@@ -40,6 +42,9 @@ struct kms_config {
 	unsigned reconnect_max_s;	/* reconnect backoff ceiling */
 	uint64_t link_max_bytes;	/* stop storing QKD blocks for a link above this */
 	size_t write_high_watermark;	/* peer channel backpressure */
+	uint32_t dist_block;		/* key distribution: bytes per block pushed */
+	uint64_t dist_low;		/* refill an encrypt ring below this many bytes */
+	uint64_t dist_target;		/* ... up to this many */
 
 	struct kms_neighbour nb[KMS_MAX_NEIGHBOURS];
 	size_t n_nb;

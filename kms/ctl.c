@@ -14,6 +14,7 @@
 
 #include <event2/buffer.h>
 
+#include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
 
@@ -237,6 +238,7 @@ static const struct {
 	{ "links", cmd_links },
 	{ "keys", cmd_keys },
 	{ "routes", cmd_routes },
+	{ "pairs", kd_ctl_pairs },
 };
 
 static void ctl_done_cb(struct bufferevent *bev, void *arg)

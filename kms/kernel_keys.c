@@ -179,6 +179,15 @@ static int event_valid(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
+/*
+ * Events are multicast with sequence number 0: libnl's default check (strict ordering
+ * against our own requests' numbers) would refuse every one of them with NLE_SEQ_MISMATCH.
+ */
+static int seq_any(struct nl_msg *msg, void *arg)
+{
+	return NL_OK;
+}
+
 int kk_open(struct kk **out, kk_event_cb cb, void *arg)
 {
 	struct kk *kk;
@@ -211,7 +220,7 @@ int kk_open(struct kk **out, kk_event_cb cb, void *arg)
 		goto fail;
 	}
 	nl_cb_set(kk->cb, NL_CB_VALID, NL_CB_CUSTOM, event_valid, kk);
-	nl_cb_set(kk->cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, NULL, NULL);
+	nl_cb_set(kk->cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, seq_any, NULL);
 	*out = kk;
 	return 0;
 fail:

@@ -17,6 +17,7 @@ static const struct {
 	{ "links", "Shows each link: peer channel, QKD source, verified key, mismatch rate" },
 	{ "keys", "Shows the key blocks of each link by state" },
 	{ "routes", "Shows the key routing table (next hop, metric, status) and neighbours" },
+	{ "pairs", "Shows key distribution to the qotp kernel rings of each encryptor pair" },
 };
 
 static void usage(FILE *f)

@@ -18,6 +18,7 @@
 #include <event2/buffer.h>
 #include <openssl/rand.h>
 
+#include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
 #include "wipe.h"
@@ -127,6 +128,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 		}
 	}
 	routing_tick(d);
+	kd_tick(d);
 }
 
 static void reload(struct kmsd *d)
@@ -320,6 +322,8 @@ int main(int argc, char **argv)
 		fatalx("cannot set up routing");
 	if (links_init(&d))
 		fatalx("cannot set up links");
+	if (kd_init(&d))
+		fatalx("cannot set up key distribution");
 	d.tick_ev = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
 	event_add(d.tick_ev, &tv);
 	log_info("node %s listening on %s, %zu neighbours, store %s", d.cf.node_id, d.cf.listen,
@@ -331,6 +335,7 @@ int main(int argc, char **argv)
 	d.stopping = 1;
 	peer_shutdown(&d);
 	ctl_close(&d);
+	kd_free(&d);
 	links_free(&d);
 	routing_free(&d);
 	event_free(d.tick_ev);

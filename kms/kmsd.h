@@ -18,6 +18,8 @@
 
 struct kmsd;
 struct peer;
+struct kd;
+struct kd_link;
 
 struct link {
 	struct kmsd *d;
@@ -28,6 +30,7 @@ struct link {
 	int qkd_paused;
 	uint64_t qkd_blocks, qkd_dup;
 	struct peer *peer;		/* identified connection, or NULL */
+	struct kd_link *kd;		/* key distribution (kdist.c), NULL if not configured */
 	struct event *reconnect_ev;
 	struct event *round_ev;
 	unsigned backoff_ms;
@@ -66,6 +69,7 @@ struct kmsd {
 	uint64_t rt_last_full_ms;	/* last periodic advertisement */
 	uint64_t rt_adverts_tx, rt_adverts_rx, rt_adverts_bad;
 	int stopping;			/* shutting down: no more adverts */
+	struct kd *kd;			/* key distribution to the kernel, NULL if unused */
 };
 
 int64_t now_ms(void);

@@ -6,7 +6,7 @@ KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlit
 KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
 
 KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o \
-	route.o routing.o distrib.o
+	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o
 QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 
@@ -15,7 +15,7 @@ MAN8 += man/kmsd.8 man/kmsctl.8 man/qkdsimd.8
 MAN5 += man/kmsd.conf.5
 
 $(O)/kmsd: $(addprefix $(O)/,$(KMSD_OBJS))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS) $(PROTO_LIBS)
 $(O)/qkdsimd: $(addprefix $(O)/,$(QKDSIMD_OBJS))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS) -lm
 $(O)/kmsctl: $(addprefix $(O)/,$(KMSCTL_OBJS))

@@ -17,6 +17,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
 
@@ -296,6 +297,7 @@ static int handle_msg(struct peer *p, struct msg *m)
 			 l->cache.leader ? "leader" : "follower");
 		event_active(l->round_ev, 0, 0);
 		routing_peer_up(l);
+		kd_peer_up(l);
 		return 0;
 	}
 	switch (m->type) {
@@ -310,7 +312,9 @@ static int handle_msg(struct peer *p, struct msg *m)
 				   "verify request could not be processed");
 			return -1;
 		}
-		return peer_send(p, p->out);
+		rc = peer_send(p, p->out);
+		kd_kick(l);
+		return rc;
 	case MSG_VERIFY_RESP:
 		rc = cache_handle_resp(&l->cache, m, now_ms());
 		if (rc < 0) {
@@ -318,10 +322,17 @@ static int handle_msg(struct peer *p, struct msg *m)
 			return -1;
 		}
 		event_active(l->round_ev, 0, 0);
+		kd_kick(l);
 		return 0;
 	case MSG_ROUTE_ADVERT:
 		if (routing_recv(l, m) < 0) {
 			peer_close(p, "route advert from another origin than the peer");
+			return -1;
+		}
+		return 0;
+	case MSG_DIST:
+		if (kd_recv(l, m) < 0) {
+			peer_close(p, "key distribution message for another pair");
 			return -1;
 		}
 		return 0;

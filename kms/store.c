@@ -11,7 +11,8 @@
 enum {
 	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER, Q_EXPIRE_ONE,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
-	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, __Q_LAST
+	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
+	__Q_LAST
 };
 
 static const char *const sql_text[__Q_LAST] = {
@@ -52,6 +53,9 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
 		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
 		      "mismatched=mismatched+?3,orphaned=orphaned+?4",
+	[Q_TAKE_PAR_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND (id&1)=?3 "
+			   "ORDER BY id LIMIT ?2",
+	[Q_TAKE_ID_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND id=?3 LIMIT ?2",
 };
 
 static const char schema_v1[] =
@@ -450,10 +454,10 @@ static void wipe_blocks(struct store_block *out, size_t n)
 		explicit_bzero(out[i].key, out[i].len);
 }
 
-int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
-	       size_t max, size_t *n)
+static int take_q(struct store *st, int q, const char *link, int64_t arg, size_t min_bytes,
+		  struct store_block *out, size_t max, size_t *n)
 {
-	sqlite3_stmt *sel = Q(st, Q_TAKE_SEL), *upd = Q(st, Q_DELIVER);
+	sqlite3_stmt *sel = Q(st, q), *upd = Q(st, Q_DELIVER);
 	int rc;
 
 	*n = 0;
@@ -462,6 +466,8 @@ int store_take(struct store *st, const char *link, size_t min_bytes, struct stor
 	AUTO_TX_BEGIN(st);
 	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(sel, 2, (int64_t)max);
+	if (q != Q_TAKE_SEL)
+		sqlite3_bind_int64(sel, 3, arg);
 	rc = read_blocks(sel, out, max, n, min_bytes ? min_bytes : 1);
 	done(sel);
 	for (size_t i = 0; rc == 0 && i < *n; i++) {
@@ -476,6 +482,27 @@ int store_take(struct store *st, const char *link, size_t min_bytes, struct stor
 		*n = 0;
 	}
 	return rc;
+}
+
+int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
+	       size_t max, size_t *n)
+{
+	return take_q(st, Q_TAKE_SEL, link, 0, min_bytes, out, max, n);
+}
+
+int store_take_parity(struct store *st, const char *link, int parity, size_t min_bytes,
+		      struct store_block *out, size_t max, size_t *n)
+{
+	return take_q(st, Q_TAKE_PAR_SEL, link, parity & 1, min_bytes, out, max, n);
+}
+
+int store_take_id(struct store *st, const char *link, uint64_t id, struct store_block *out)
+{
+	size_t n = 0;
+
+	if (take_q(st, Q_TAKE_ID_SEL, link, (int64_t)id, 0, out, 1, &n) < 0)
+		return -1;
+	return n == 1 ? 0 : 1;
 }
 
 int store_reserve(struct store *st, const char *link, uint64_t resv, size_t max,

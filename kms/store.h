@@ -116,6 +116,14 @@ int store_purge_stale(struct store *st, const char *link, int64_t older_than_ms)
  */
 int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
 	       size_t max, size_t *n);
+/*
+ * As store_take, only blocks whose id has the given parity (0 even, 1 odd): the two ends
+ * of a link each distribute their own half of the blocks, so they never pick the same one.
+ */
+int store_take_parity(struct store *st, const char *link, int parity, size_t min_bytes,
+		      struct store_block *out, size_t max, size_t *n);
+/* verified -> delivered for the one block id. 0 taken, 1 not verified (or unknown), -1. */
+int store_take_id(struct store *st, const char *link, uint64_t id, struct store_block *out);
 /* verified -> reserved(resv) for up to max blocks; bytes returned. Not yet handed out. */
 int store_reserve(struct store *st, const char *link, uint64_t resv, size_t max,
 		  struct store_block *out, size_t *n);

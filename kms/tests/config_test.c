@@ -27,7 +27,9 @@ static void test_full(void **state)
 		"control /run/k.sock   # trailing comment\n"
 		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\n"
 		"keepalive 2\nlink-max-bytes 1048576\n"
-		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a\n"
+		"dist-block 1024\ndist-low-watermark 8192\ndist-target 65536\n"
+		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a"
+		" qotp-peer 7\n"
 		"neighbor kms-c qkd-sim tcp:[::1]:9000 end b\n";
 
 	assert_int_equal(parse(t), 0);
@@ -48,6 +50,11 @@ static void test_full(void **state)
 	assert_int_equal(cf.nb[0].qkd_end, 'a');
 	assert_string_equal(cf.nb[1].address, "");
 	assert_int_equal(cf.nb[1].qkd_end, 'b');
+	assert_int_equal(cf.nb[0].qotp_peer, 7);
+	assert_int_equal(cf.nb[1].qotp_peer, 0);
+	assert_int_equal(cf.dist_block, 1024);
+	assert_true(cf.dist_low == 8192);
+	assert_true(cf.dist_target == 65536);
 	assert_ptr_equal(config_find_neighbour(&cf, "kms-c"), &cf.nb[1]);
 	assert_null(config_find_neighbour(&cf, "kms-d"));
 }
@@ -80,6 +87,13 @@ static void test_errors(void **state)
 		{ BASE "neighbour kms-b qkd-sim unix:/s\n",
 		  "t.conf:7: neighbour needs `end a' or `end b' for qkd-sim: `kms-b'" },
 		{ BASE "neighbour kms-b qkd-sim unix:/s end c\n", "t.conf:7: end must be a or b: `c'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end a qotp-peer 0\n",
+		  "t.conf:7: qotp-peer out of range [1, 4294967295]: `0'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end a qotp-peer 3\n"
+		  "neighbour kms-c qkd-sim unix:/s end a qotp-peer 3\n",
+		  "t.conf: two neighbours with the same qotp-peer: `kms-c'" },
+		{ BASE "dist-low-watermark 4096\ndist-target 4096\n",
+		  "t.conf: dist-target must exceed dist-low-watermark: `4096'" },
 		{ BASE "neighbour kms-b qkd-sim file:/s end a\n",
 		  "t.conf:7: qkd-sim source must be unix:/path or tcp:host:port: `file:/s'" },
 		{ BASE "neighbour kms-b colour blue\n", "t.conf:7: unknown neighbour option: `colour'" },

@@ -190,6 +190,37 @@ static void test_take_once(void **state)
 	store_rollback(f->st);
 }
 
+static void test_take_parity_and_id(void **state)
+{
+	struct fx *f = *state;
+	size_t n;
+	int st;
+
+	for (uint64_t i = 1; i <= 6; i++)
+		add(f->st, "b", i, 0x20 + i, 164, 0);
+	verify_all(f->st, "b", 1, 5);		/* 6 stays fresh */
+	assert_int_equal(store_take_parity(f->st, "b", 0, 1, f->out, 16, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(f->out[0].id == 2);
+	assert_int_equal(store_take_parity(f->st, "b", 1, 150, f->out, 16, &n), 0);
+	assert_int_equal(n, 2);
+	assert_true(f->out[0].id == 1 && f->out[1].id == 3);
+	assert_int_equal(store_take_parity(f->st, "b", 0, 1000, f->out, 16, &n), 0);
+	assert_int_equal(n, 1);
+	assert_true(f->out[0].id == 4);		/* 6 is not verified */
+	/* by id: exactly once, verified only */
+	assert_int_equal(store_take_id(f->st, "b", 5, f->out), 0);
+	assert_true(f->out[0].id == 5 && f->out[0].len == 100);
+	assert_int_equal(f->out[0].key[1], 0x25);
+	assert_int_equal(store_take_id(f->st, "b", 5, f->out), 1);
+	assert_int_equal(store_take_id(f->st, "b", 6, f->out), 1);
+	assert_int_equal(store_take_id(f->st, "b", 99, f->out), 1);
+	assert_int_equal(store_get(f->st, "b", 5, &st, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(st, BS_DELIVERED);
+	assert_int_equal(store_get(f->st, "b", 6, &st, NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(st, BS_FRESH);
+}
+
 static void test_reserve(void **state)
 {
 	struct fx *f = *state;
@@ -317,6 +348,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard_counts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_only_unused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_parity_and_id, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_expired, setup, teardown),

@@ -46,6 +46,7 @@ wait_for() {
 "$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-d kms-x >/dev/null
 
 # write_conf NODE PEER LISTEN_PORT PEER_PORT END [extra directives...]
+# NB_EXTRA="qotp-peer N" appends options to the neighbour line.
 write_conf() {
 	local node=$1 peer=$2 lp=$3 pp=$4 end=$5 cert=${CERT_OVERRIDE:-$1}; shift 5
 	{
@@ -62,7 +63,7 @@ write_conf() {
 		echo "keepalive 1"
 		echo "reconnect-max 1"
 		for d in "$@"; do echo "$d"; done
-		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end"
+		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end${NB_EXTRA:+ $NB_EXTRA}"
 	} >"$T/$node.conf"
 }
 

@@ -1,0 +1,794 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Key distribution over a direct quantum link (Documentation/kms.md, "Key distribution"):
+ * distrib.c's logic driven by the peer channel (MSG_DIST), the store and the qotp kernel
+ * interface (kernel_keys.c).
+ *
+ * For a neighbour with `qotp-peer N`, verified link blocks feed the rings of local qotp
+ * peer N: our encrypt ring (we are its encryptor: we assign its ids and OFFER each block,
+ * naming the link block by id) and our decrypt ring (the neighbour's offers). The two ends
+ * of a link never pick the same link block: the caching leader distributes the even link
+ * block ids, the follower the odd ones. An encryptor takes its block from the store
+ * (delivered, committed) before the offer; the decryptor takes the named block by id,
+ * persists the accepted ring id, pushes it into its decrypt ring and only then ACCEPTs;
+ * the encryptor then pushes the same bytes under the same id into its encrypt ring. Ring
+ * ids are persisted (dist_persist, fsync + rename) before they leave the process. A block
+ * whose offer fails is burnt (consumed) at both ends, never reused. RELEASED -> the link
+ * block is consumed (its bytes wiped in the store).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/qotp.h>
+
+#include "codec.h"
+#include "distrib.h"
+#include "kdist.h"
+#include "kernel_keys.h"
+#include "kmsd.h"
+#include "log.h"
+
+#define KD_MAX_INFLIGHT 8
+#define KD_OFFER_TIMEOUT_MS 5000
+#define KD_RETRY_S 2
+
+struct kd_pending {			/* an offer of ours awaiting ACCEPT */
+	uint64_t ring_id, link_id;
+	uint32_t len;
+	uint8_t *key;
+};
+
+struct kd_map {				/* a pushed block: ring id -> link block id */
+	uint64_t ring_id, link_id;
+};
+
+struct kd_link {
+	struct link *l;
+	struct dist_pair *dp;
+	struct dist_persist ps;
+	char state_path[KMS_PATH_MAX + KMS_ID_MAX + 16];
+	struct kd_pending pend[KD_MAX_INFLIGHT];
+	struct kd_map *map[2];		/* DIST_OUT, DIST_IN */
+	size_t n_map[2];
+	uint64_t delivered_bytes[2], delivered_blocks[2];	/* pushed into the kernel */
+	uint64_t consumed, burnt, push_errors;
+	char last_error[128];
+};
+
+struct kd {
+	struct kmsd *d;
+	struct kk *kk;
+	struct event *kk_ev, *retry_ev;
+	int kk_state;			/* 0 ok, else the errno of the last open */
+	int logged_absent;
+	struct store_block *blk;	/* scratch (large) */
+	struct msg *msg;		/* scratch (large) */
+};
+
+static struct kd_link *kd_of(struct link *l)
+{
+	return l->kd;
+}
+
+static void set_err(struct kd_link *k, const char *what, int err)
+{
+	snprintf(k->last_error, sizeof(k->last_error), "%s: %s", what, strerror(err));
+}
+
+/* Atomically writes the persisted ids: tmp file, fsync, rename, fsync of the directory. */
+static int persist(struct kd_link *k)
+{
+	char tmp[sizeof(k->state_path) + 8], dir[sizeof(k->state_path)], *slash;
+	FILE *f;
+	int fd, rc = -1;
+
+	dist_persist(k->dp, &k->ps);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", k->state_path);
+	f = fopen(tmp, "w");
+	if (!f)
+		return -1;
+	if (fprintf(f, "%" PRIu64 " %" PRIu64 "\n", k->ps.out_next_id, k->ps.in_last_id) > 0 &&
+	    fflush(f) == 0 && fsync(fileno(f)) == 0)
+		rc = 0;
+	if (fclose(f) || rc || rename(tmp, k->state_path))
+		return -1;
+	snprintf(dir, sizeof(dir), "%s", k->state_path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir)
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd >= 0) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	return rc;
+}
+
+static void load_persist(struct kd_link *k)
+{
+	FILE *f = fopen(k->state_path, "r");
+	unsigned long long a = 0, b = 0;
+
+	memset(&k->ps, 0, sizeof(k->ps));
+	if (!f)
+		return;
+	if (fscanf(f, "%llu %llu", &a, &b) == 2) {
+		k->ps.out_next_id = a;
+		k->ps.in_last_id = b;
+	}
+	fclose(f);
+}
+
+static void burn(struct kd_link *k, uint64_t link_id)
+{
+	struct kmsd *d = k->l->d;
+
+	if (store_consume(d->st, k->l->nb.id, link_id) < 0)
+		log_warnx("link %s: cannot consume block %" PRIu64 ": %s", k->l->nb.id, link_id,
+			  store_errmsg(d->st));
+	k->burnt++;
+}
+
+static void pend_free(struct kd_pending *p)
+{
+	if (p->key) {
+		explicit_bzero(p->key, p->len);
+		free(p->key);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+static struct kd_pending *pend_find(struct kd_link *k, uint64_t ring_id)
+{
+	for (int i = 0; i < KD_MAX_INFLIGHT; i++)
+		if (k->pend[i].key && k->pend[i].ring_id == ring_id)
+			return &k->pend[i];
+	return NULL;
+}
+
+static void map_add(struct kd_link *k, int dir, uint64_t ring_id, uint64_t link_id)
+{
+	if (k->n_map[dir] >= DIST_MAX_TRACKED) {
+		/* cannot happen: distrib refuses more; forget the oldest rather than fail */
+		memmove(k->map[dir], k->map[dir] + 1, (DIST_MAX_TRACKED - 1) * sizeof(struct kd_map));
+		k->n_map[dir]--;
+	}
+	k->map[dir][k->n_map[dir]++] = (struct kd_map){ ring_id, link_id };
+}
+
+static int map_take(struct kd_link *k, int dir, uint64_t ring_id, uint64_t *link_id)
+{
+	for (size_t i = 0; i < k->n_map[dir]; i++) {
+		if (k->map[dir][i].ring_id != ring_id)
+			continue;
+		*link_id = k->map[dir][i].link_id;
+		k->map[dir][i] = k->map[dir][--k->n_map[dir]];
+		return 0;
+	}
+	return -1;
+}
+
+static int send_dist(struct kd_link *k, uint8_t type, uint64_t id, int we_encrypt)
+{
+	struct kd *kd = k->l->d->kd;
+	struct msg *m = kd->msg;
+
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_DIST;
+	m->dist.type = type;
+	snprintf(m->dist.enc, sizeof(m->dist.enc), "%s",
+		 we_encrypt ? k->l->d->cf.node_id : k->l->nb.id);
+	snprintf(m->dist.dec, sizeof(m->dist.dec), "%s",
+		 we_encrypt ? k->l->nb.id : k->l->d->cf.node_id);
+	m->dist.id = id;
+	return k->l->peer ? peer_send(k->l->peer, m) : -1;
+}
+
+static int my_parity(const struct kd_link *k)
+{
+	return k->l->cache.leader ? 0 : 1;
+}
+
+/* Encryptor: offers link blocks until distrib says the ring will be full enough. */
+static void refill(struct kd_link *k)
+{
+	struct kmsd *d = k->l->d;
+	struct store_block *b = d->kd->blk;
+	struct msg *m = d->kd->msg;
+	uint64_t id;
+	size_t n;
+
+	while (k->dp && k->l->peer && d->kd->kk && dist_need(k->dp) > 0) {
+		struct kd_pending *p = NULL;		/* a free slot has key == NULL */
+		uint32_t len;
+
+		for (int i = 0; !p && i < KD_MAX_INFLIGHT; i++)
+			if (!k->pend[i].key)
+				p = &k->pend[i];
+		if (!p)
+			return;
+		if (store_take_parity(d->st, k->l->nb.id, my_parity(k), 1, b, 1, &n) < 0 || n == 0)
+			return;		/* no verified key yet: the next caching round calls us */
+		len = b->len < d->cf.dist_block ? b->len : d->cf.dist_block;
+		if (dist_assign(k->dp, len, (uint64_t)mono_ms(), &id) || persist(k)) {
+			set_err(k, "cannot assign or persist a ring id", errno ? errno : EIO);
+			explicit_bzero(b->key, b->len);
+			burn(k, b->id);
+			return;
+		}
+		p->key = malloc(len);
+		if (!p->key) {
+			explicit_bzero(b->key, b->len);
+			burn(k, b->id);
+			return;
+		}
+		memcpy(p->key, b->key, len);
+		explicit_bzero(b->key, b->len);
+		p->ring_id = id;
+		p->link_id = b->id;
+		p->len = len;
+		memset(m, 0, sizeof(*m));
+		m->type = MSG_DIST;
+		m->dist.type = DIST_OFFER;
+		snprintf(m->dist.enc, sizeof(m->dist.enc), "%s", d->cf.node_id);
+		snprintf(m->dist.dec, sizeof(m->dist.dec), "%s", k->l->nb.id);
+		m->dist.id = id;
+		m->dist.len = len;
+		m->dist.source = DIST_SRC_LINK;
+		m->dist.ref = b->id;
+		m->dist.ref_off = 0;
+		if (peer_send(k->l->peer, m) < 0)
+			return;
+	}
+}
+
+static int push(struct kd_link *k, int qdir, uint64_t id, const uint8_t *key, uint32_t len)
+{
+	struct kk_block kb = { .id = id, .data = key, .len = len };
+	struct kd *kd = k->l->d->kd;
+	int rc;
+
+	if (!kd->kk)
+		return -ENOENT;
+	rc = kk_push(kd->kk, k->l->nb.qotp_peer, qdir, &kb, 1, NULL);
+	if (rc) {
+		k->push_errors++;
+		snprintf(k->last_error, sizeof(k->last_error), "push %s id %" PRIu64 ": %s%s%s",
+			 qdir == QOTP_DIR_ENCRYPT ? "encrypt" : "decrypt", id, strerror(-rc),
+			 kk_last_error(kd->kk)[0] ? ": " : "", kk_last_error(kd->kk));
+		log_warnx("link %s: %s", k->l->nb.id, k->last_error);
+	}
+	return rc;
+}
+
+/* Decryptor: an OFFER for our decrypt ring. */
+static void on_offer(struct kd_link *k, const struct dist_msg *dm)
+{
+	struct kmsd *d = k->l->d;
+	struct store_block *b = d->kd->blk;
+	int rc;
+
+	if (dist_check_offer(k->dp, dm->id, dm->len) || dm->source != DIST_SRC_LINK ||
+	    dm->ref_off != 0 || (int)(dm->ref & 1) == my_parity(k) || !d->kd->kk) {
+		send_dist(k, DIST_REJECT, dm->id, 0);
+		return;
+	}
+	rc = store_take_id(d->st, k->l->nb.id, dm->ref, b);
+	if (rc != 0) {
+		log_warnx("link %s: offer %" PRIu64 " names link block %" PRIu64
+			  " we do not hold verified", k->l->nb.id, dm->id, dm->ref);
+		send_dist(k, DIST_REJECT, dm->id, 0);
+		return;
+	}
+	if (dm->len > b->len || dist_in_accepted(k->dp, dm->id) || persist(k)) {
+		explicit_bzero(b->key, b->len);
+		burn(k, b->id);
+		send_dist(k, DIST_REJECT, dm->id, 0);
+		return;
+	}
+	rc = push(k, QOTP_DIR_DECRYPT, dm->id, b->key, dm->len);
+	explicit_bzero(b->key, b->len);
+	if (rc) {
+		burn(k, dm->ref);
+		send_dist(k, DIST_REJECT, dm->id, 0);
+		return;
+	}
+	dist_pushed(k->dp, DIST_IN, dm->id, dm->len);
+	map_add(k, DIST_IN, dm->id, dm->ref);
+	k->delivered_bytes[DIST_IN] += dm->len;
+	k->delivered_blocks[DIST_IN]++;
+	send_dist(k, DIST_ACCEPT, dm->id, 0);
+}
+
+/* Encryptor: the peer holds the block in its decrypt ring; push into our encrypt ring. */
+static void on_accept(struct kd_link *k, uint64_t id)
+{
+	struct kd_pending *p = pend_find(k, id);
+	uint32_t len;
+	uint64_t link_id;
+
+	if (!p)
+		return;
+	link_id = p->link_id;
+	if (dist_offer_accepted(k->dp, id, &len) || len != p->len ||
+	    push(k, QOTP_DIR_ENCRYPT, id, p->key, p->len)) {
+		pend_free(p);
+		burn(k, link_id);
+		return;
+	}
+	dist_pushed(k->dp, DIST_OUT, id, len);
+	map_add(k, DIST_OUT, id, link_id);
+	k->delivered_bytes[DIST_OUT] += len;
+	k->delivered_blocks[DIST_OUT]++;
+	pend_free(p);
+	refill(k);
+}
+
+static void on_reject(struct kd_link *k, uint64_t id)
+{
+	struct kd_pending *p = pend_find(k, id);
+
+	dist_offer_rejected(k->dp, id);
+	if (p) {
+		uint64_t link_id = p->link_id;
+
+		pend_free(p);
+		burn(k, link_id);
+	}
+}
+
+static void drop_cb(void *arg, enum dist_dir dir, uint64_t id)
+{
+	struct kd_link *k = arg;
+	struct kd_pending *p;
+	uint64_t link_id;
+
+	if (dir == DIST_OUT && (p = pend_find(k, id))) {
+		link_id = p->link_id;
+		pend_free(p);
+		burn(k, link_id);
+		return;
+	}
+	if (map_take(k, dir, id, &link_id) == 0)
+		burn(k, link_id);
+}
+
+int kd_recv(struct link *l, const struct msg *m)
+{
+	struct kd_link *k = kd_of(l);
+	const struct dist_msg *dm = &m->dist;
+	struct kd *kd = l->d->kd;
+	uint64_t first;
+	int enc_is_peer = !strcmp(dm->enc, l->nb.id) && !strcmp(dm->dec, l->d->cf.node_id);
+	int enc_is_us = !strcmp(dm->enc, l->d->cf.node_id) && !strcmp(dm->dec, l->nb.id);
+
+	if (!enc_is_peer && !enc_is_us)
+		return -1;		/* names another pair: a protocol violation */
+	if (!k || !k->dp)
+		return 0;		/* not distributing (yet): offers time out at the peer */
+	switch (dm->type) {
+	case DIST_OFFER:
+		if (!enc_is_peer)
+			return -1;
+		on_offer(k, dm);
+		return 0;
+	case DIST_ACCEPT:
+		if (!enc_is_us)
+			return -1;
+		on_accept(k, dm->id);
+		return 0;
+	case DIST_REJECT:
+		if (!enc_is_us)
+			return -1;
+		on_reject(k, dm->id);
+		return 0;
+	case DIST_RESYNC:		/* the peer lost its encrypt ring: flush our decrypt ring */
+		if (!enc_is_peer)
+			return -1;
+		if (kd->kk)
+			kk_flush(kd->kk, l->nb.qotp_peer, QOTP_DIR_DECRYPT);
+		dist_peer_resync(k->dp, DIST_RESYNC, drop_cb, k, &first);
+		persist(k);
+		return 0;
+	case DIST_RESYNC_REQ:		/* the peer lost its decrypt ring: restart our encrypt ring */
+		if (!enc_is_us)
+			return -1;
+		if (kd->kk)
+			kk_flush(kd->kk, l->nb.qotp_peer, QOTP_DIR_ENCRYPT);
+		if (dist_peer_resync(k->dp, DIST_RESYNC_REQ, drop_cb, k, &first) == DIST_RESYNC &&
+		    persist(k) == 0)
+			send_dist(k, DIST_RESYNC, first, 1);
+		refill(k);
+		return 0;
+	}
+	return 0;
+}
+
+static struct kd_link *kd_by_peer(struct kmsd *d, uint32_t peer)
+{
+	for (size_t i = 0; i < d->n_links; i++)
+		if (d->links[i].kd && d->links[i].nb.qotp_peer == peer)
+			return d->links[i].kd;
+	return NULL;
+}
+
+static void kernel_lost(struct kd_link *k, int dir)
+{
+	uint64_t first = 0;
+	int t;
+
+	if (!k->dp)
+		return;
+	t = dist_kernel_lost(k->dp, dir, drop_cb, k, &first);
+	persist(k);
+	if (t == DIST_RESYNC)
+		send_dist(k, DIST_RESYNC, first, 1);
+	else if (t == DIST_RESYNC_REQ)
+		send_dist(k, DIST_RESYNC_REQ, 0, 0);
+}
+
+static void kk_event(void *arg, const struct kk_event *ev)
+{
+	struct kmsd *d = arg;
+	struct kd_link *k = ev->peer ? kd_by_peer(d, ev->peer) : NULL;
+	uint64_t link_id;
+
+	switch (ev->type) {
+	case KK_EV_LOW_WATERMARK:
+	case KK_EV_KEY_EMPTY:
+		if (!k || !k->dp || ev->dir != QOTP_DIR_ENCRYPT)
+			return;
+		dist_kernel_level(k->dp, ev->type == KK_EV_KEY_EMPTY ? 0 : ev->avail);
+		refill(k);
+		return;
+	case KK_EV_RELEASED:
+		if (!k || !k->dp || ev->dir < 0 || ev->dir > 1)
+			return;
+		dist_released(k->dp, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids,
+			      ev->n_ids);
+		for (size_t i = 0; i < ev->n_ids; i++) {
+			if (map_take(k, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids[i],
+				     &link_id) == 0 &&
+			    store_consume(d->st, k->l->nb.id, link_id) == 0)
+				k->consumed++;
+		}
+		return;
+	case KK_EV_FLUSHED:
+		for (size_t i = 0; i < d->n_links; i++) {
+			struct kd_link *x = d->links[i].kd;
+
+			if (!x || (ev->peer && d->links[i].nb.qotp_peer != ev->peer))
+				continue;
+			if (ev->dir < 0 || ev->dir == QOTP_DIR_ENCRYPT)
+				kernel_lost(x, DIST_OUT);
+			if (ev->dir < 0 || ev->dir == QOTP_DIR_DECRYPT)
+				kernel_lost(x, DIST_IN);
+			refill(x);
+		}
+		return;
+	case KK_EV_OVERRUN:
+		log_warnx("kernel events overrun: re-reading ring levels");
+		for (size_t i = 0; i < d->n_links; i++) {
+			struct kd_link *x = d->links[i].kd;
+			uint64_t last, avail;
+
+			if (x && x->dp && kk_ring_info(d->kd->kk, d->links[i].nb.qotp_peer,
+						       QOTP_DIR_ENCRYPT, &last, &avail) == 0) {
+				dist_kernel_level(x->dp, avail);
+				refill(x);
+			}
+		}
+		return;
+	}
+}
+
+/* Creates the pair once the kernel knows the peer: ids start above its rings' last ids. */
+static void pair_start(struct kd_link *k)
+{
+	struct kmsd *d = k->l->d;
+	struct dist_config cfg = {
+		.low_watermark = d->cf.dist_low, .target = d->cf.dist_target,
+		.block_len = d->cf.dist_block, .max_inflight = KD_MAX_INFLIGHT,
+		.offer_timeout_ms = KD_OFFER_TIMEOUT_MS,
+	};
+	uint64_t out_last = 0, in_last = 0, avail = 0, dummy;
+	int rc;
+
+	if (k->dp || !d->kd->kk)
+		return;
+	rc = kk_ring_info(d->kd->kk, k->l->nb.qotp_peer, QOTP_DIR_ENCRYPT, &out_last, &avail);
+	if (!rc)
+		rc = kk_ring_info(d->kd->kk, k->l->nb.qotp_peer, QOTP_DIR_DECRYPT, &in_last, &dummy);
+	if (rc) {
+		set_err(k, "qotp peer not usable", -rc);
+		return;
+	}
+	load_persist(k);
+	k->dp = dist_pair_new(d->cf.node_id, k->l->nb.id, &cfg, &k->ps, out_last, in_last);
+	if (!k->dp) {
+		snprintf(k->last_error, sizeof(k->last_error), "cannot create the pair");
+		return;
+	}
+	if (persist(k)) {
+		set_err(k, "cannot persist ring ids", errno ? errno : EIO);
+		dist_pair_free(k->dp);
+		k->dp = NULL;
+		return;
+	}
+	dist_kernel_level(k->dp, avail);
+	k->last_error[0] = '\0';
+	log_info("link %s: key distribution to qotp peer %u (encrypt ids from %" PRIu64
+		 ", decrypt above %" PRIu64 ")", k->l->nb.id, k->l->nb.qotp_peer,
+		 k->ps.out_next_id, k->ps.in_last_id);
+	refill(k);
+}
+
+static void kk_read_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct kmsd *d = arg;
+	int rc = kk_dispatch(d->kd->kk);
+
+	if (rc < 0 && rc != -EAGAIN) {
+		log_warnx("qotp kernel events: %s; reopening", strerror(-rc));
+		kd_kernel_close(d);
+	}
+}
+
+void kd_kernel_close(struct kmsd *d)
+{
+	struct kd *kd = d->kd;
+	struct timeval tv = { KD_RETRY_S, 0 };
+
+	if (kd->kk_ev) {
+		event_free(kd->kk_ev);
+		kd->kk_ev = NULL;
+	}
+	if (kd->kk) {
+		kk_close(kd->kk);
+		kd->kk = NULL;
+	}
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct kd_link *k = d->links[i].kd;
+
+		if (!k || !k->dp)
+			continue;
+		/* the module may be gone with its rings: offers in flight are burnt */
+		for (int j = 0; j < KD_MAX_INFLIGHT; j++)
+			if (k->pend[j].key)
+				drop_cb(k, DIST_OUT, k->pend[j].ring_id);
+		dist_pair_free(k->dp);
+		k->dp = NULL;
+	}
+	evtimer_add(kd->retry_ev, &tv);
+}
+
+static void retry_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct kmsd *d = arg;
+	struct kd *kd = d->kd;
+	struct timeval tv = { KD_RETRY_S, 0 };
+	int rc;
+
+	if (!kd->kk) {
+		rc = kk_open(&kd->kk, kk_event, d);
+		if (rc) {
+			if (!kd->logged_absent || rc != kd->kk_state)
+				log_warnx("key distribution: %s; retrying every %d s",
+					  rc == -ENOENT ? "the qotp module is not loaded" :
+					  strerror(-rc), KD_RETRY_S);
+			kd->logged_absent = 1;
+			kd->kk_state = rc;
+			kd->kk = NULL;
+			evtimer_add(kd->retry_ev, &tv);
+			return;
+		}
+		kd->kk_state = 0;
+		kd->logged_absent = 0;
+		kd->kk_ev = event_new(d->base, kk_event_fd(kd->kk), EV_READ | EV_PERSIST,
+				      kk_read_cb, d);
+		event_add(kd->kk_ev, NULL);
+		log_info("key distribution: connected to the qotp module");
+	}
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct kd_link *k = d->links[i].kd;
+
+		if (k && !k->dp)
+			pair_start(k);
+		if (k && !k->dp)
+			evtimer_add(kd->retry_ev, &tv);	/* peer not created yet */
+	}
+}
+
+int kd_init(struct kmsd *d)
+{
+	struct kd *kd;
+	int any = 0;
+
+	for (size_t i = 0; i < d->n_links; i++)
+		any |= d->links[i].nb.qotp_peer != 0;
+	if (!any)
+		return 0;
+	kd = calloc(1, sizeof(*kd));
+	if (!kd)
+		return -1;
+	d->kd = kd;
+	kd->d = d;
+	kd->blk = malloc(sizeof(*kd->blk));
+	kd->msg = malloc(sizeof(*kd->msg));
+	kd->retry_ev = evtimer_new(d->base, retry_cb, d);
+	if (!kd->blk || !kd->msg || !kd->retry_ev)
+		return -1;
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct link *l = &d->links[i];
+		struct kd_link *k;
+
+		if (!l->nb.qotp_peer)
+			continue;
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return -1;
+		k->l = l;
+		k->map[0] = calloc(DIST_MAX_TRACKED, sizeof(struct kd_map));
+		k->map[1] = calloc(DIST_MAX_TRACKED, sizeof(struct kd_map));
+		l->kd = k;
+		if (!k->map[0] || !k->map[1])
+			return -1;
+		snprintf(k->state_path, sizeof(k->state_path), "%s.dist-%s", d->cf.store, l->nb.id);
+	}
+	event_active(kd->retry_ev, 0, 0);
+	return 0;
+}
+
+void kd_free(struct kmsd *d)
+{
+	struct kd *kd = d->kd;
+
+	if (!kd)
+		return;
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct kd_link *k = d->links[i].kd;
+
+		if (!k)
+			continue;
+		for (int j = 0; j < KD_MAX_INFLIGHT; j++)
+			pend_free(&k->pend[j]);
+		dist_pair_free(k->dp);
+		free(k->map[0]);
+		free(k->map[1]);
+		free(k);
+		d->links[i].kd = NULL;
+	}
+	if (kd->kk_ev)
+		event_free(kd->kk_ev);
+	if (kd->kk)
+		kk_close(kd->kk);
+	if (kd->retry_ev)
+		event_free(kd->retry_ev);
+	if (kd->blk) {
+		explicit_bzero(kd->blk, sizeof(*kd->blk));
+		free(kd->blk);
+	}
+	free(kd->msg);
+	free(kd);
+	d->kd = NULL;
+}
+
+void kd_peer_up(struct link *l)
+{
+	if (l->kd)
+		refill(l->kd);
+}
+
+void kd_kick(struct link *l)
+{
+	if (l->kd)
+		refill(l->kd);
+}
+
+void kd_tick(struct kmsd *d)
+{
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct kd_link *k = d->links[i].kd;
+
+		if (k && k->dp) {
+			dist_tick(k->dp, (uint64_t)mono_ms(), drop_cb, k);
+			refill(k);
+		}
+	}
+}
+
+static void json_s(struct evbuffer *o, const char *s)
+{
+	evbuffer_add(o, "\"", 1);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			evbuffer_add_printf(o, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			evbuffer_add_printf(o, "\\u%04x", *s);
+		else
+			evbuffer_add(o, s, 1);
+	}
+	evbuffer_add(o, "\"", 1);
+}
+
+void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
+{
+	struct kd *kd = d->kd;
+	const char *kstate = !kd ? "unused" : kd->kk ? "connected" :
+		kd->kk_state == -ENOENT ? "module not loaded" : "unavailable";
+	int first = 1;
+
+	if (json) {
+		evbuffer_add_printf(o, "{\"kernel\":");
+		json_s(o, kstate);
+		evbuffer_add_printf(o, ",\"pairs\":[");
+	} else {
+		evbuffer_add_printf(o, "kernel: %s\n", kstate);
+	}
+	for (size_t i = 0; i < d->n_links; i++) {
+		struct kd_link *k = d->links[i].kd;
+		struct dist_stats s;
+
+		if (!k)
+			continue;
+		memset(&s, 0, sizeof(s));
+		if (k->dp)
+			dist_get_stats(k->dp, &s);
+		if (json) {
+			evbuffer_add_printf(o, "%s{\"neighbour\":", first ? "" : ",");
+			json_s(o, k->l->nb.id);
+			evbuffer_add_printf(o, ",\"qotp_peer\":%u,\"active\":%s,\"peer_up\":%s,"
+				"\"next_out_id\":%llu,\"last_in_id\":%llu,"
+				"\"delivered_out_bytes\":%llu,\"delivered_out_blocks\":%llu,"
+				"\"delivered_in_bytes\":%llu,\"delivered_in_blocks\":%llu,"
+				"\"level\":%llu,\"inflight\":%u,\"offered\":%llu,\"accepted\":%llu,"
+				"\"rejected\":%llu,\"expired\":%llu,\"released\":%llu,"
+				"\"consumed\":%llu,\"burnt\":%llu,\"push_errors\":%llu,\"last_error\":",
+				k->l->nb.qotp_peer, k->dp ? "true" : "false",
+				k->l->peer ? "true" : "false",
+				(unsigned long long)k->ps.out_next_id,
+				(unsigned long long)k->ps.in_last_id,
+				(unsigned long long)k->delivered_bytes[DIST_OUT],
+				(unsigned long long)k->delivered_blocks[DIST_OUT],
+				(unsigned long long)k->delivered_bytes[DIST_IN],
+				(unsigned long long)k->delivered_blocks[DIST_IN],
+				(unsigned long long)s.level, s.inflight,
+				(unsigned long long)s.offered, (unsigned long long)s.accepted,
+				(unsigned long long)s.rejected, (unsigned long long)s.expired,
+				(unsigned long long)s.released, (unsigned long long)k->consumed,
+				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
+			json_s(o, k->last_error);
+			evbuffer_add_printf(o, "}");
+		} else {
+			evbuffer_add_printf(o, "pair %s (qotp peer %u): %s, peer %s\n"
+				"  encrypt ring: %llu bytes in %llu blocks delivered, next id %llu, "
+				"level ~%llu, %u offers in flight\n"
+				"  decrypt ring: %llu bytes in %llu blocks delivered, last id %llu\n"
+				"  offers %llu accepted %llu rejected %llu expired %llu; "
+				"released %llu consumed %llu burnt %llu push errors %llu\n",
+				k->l->nb.id, k->l->nb.qotp_peer, k->dp ? "active" : "waiting",
+				k->l->peer ? "up" : "down",
+				(unsigned long long)k->delivered_bytes[DIST_OUT],
+				(unsigned long long)k->delivered_blocks[DIST_OUT],
+				(unsigned long long)k->ps.out_next_id, (unsigned long long)s.level,
+				s.inflight,
+				(unsigned long long)k->delivered_bytes[DIST_IN],
+				(unsigned long long)k->delivered_blocks[DIST_IN],
+				(unsigned long long)k->ps.in_last_id,
+				(unsigned long long)s.offered, (unsigned long long)s.accepted,
+				(unsigned long long)s.rejected, (unsigned long long)s.expired,
+				(unsigned long long)s.released, (unsigned long long)k->consumed,
+				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
+			if (k->last_error[0])
+				evbuffer_add_printf(o, "  last error: %s\n", k->last_error);
+		}
+		first = 0;
+	}
+	if (json)
+		evbuffer_add_printf(o, "]}\n");
+}

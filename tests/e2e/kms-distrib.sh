@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Key distribution kmsd -> kernel over a direct quantum link, two gateways (dp-topo.inc):
+#
+#  client ---- encC ====== mid ====== encS ---- server
+#              kmsd kms-c <== TLS over mid ==> kmsd kms-s
+#                 \ end a                    end b /
+#                  +-------- qkdsimd (unix) ------+
+#              peer 2 = encS                 peer 1 = encC
+#
+# No qotpctl push: each kmsd fills the encrypt ring of its encryptor and the decrypt ring
+# of the other's with the same blocks and ids, from verified link key. A byte-exact
+# transfer on port 1935 crosses both gateways, and the kernel's ring counters equal what
+# each kmsd says it delivered.
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/dp-topo.inc"
+SIZE=${QOTP_DIST_SIZE:-800000}
+kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" --json pairs; }
+
+insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
+dp_topo
+check "encC: gateway mode on 1935" nsx encC "$qotpctl" set ports 1935 mode gateway low-watermark 131072
+check "encS: gateway mode on 1935" nsx encS "$qotpctl" set ports 1935 mode gateway low-watermark 131072
+check "encC: peer 2" nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64
+check "encS: peer 1" nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64
+
+"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-c kms-s >/dev/null || fail "test PKI"
+# conf NODE PEER MYADDR PEERADDR END QOTP_PEER
+conf() {
+	cat >"$T/$1.conf" <<EOF
+node $1
+listen $3:7000
+tls-cert $T/pki/$1.crt
+tls-key $T/pki/$1.key
+tls-ca $T/pki/ca.crt
+store $T/$1.db
+control $T/$1.sock
+min-block-age-ms 100
+round-interval-ms 50
+keepalive 3
+reconnect-max 1
+dist-low-watermark 131072
+dist-target 524288
+neighbour $2 address $4:7000 qkd-sim unix:$T/qkd.sock end $5 qotp-peer $6
+EOF
+}
+conf kms-c kms-s 10.78.0.1 10.78.9.1 a 2
+conf kms-s kms-c 10.78.9.1 10.78.0.1 b 1
+bg qkd "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r 16000000 -b 4096
+wait_for 10 grep -q "listening on" "$T/qkd.log" || fail "qkdsimd listens"
+bg kmsc nsx encC "$QOTP_BIN/kmsd" -f -v -c "$T/kms-c.conf"
+bg kmss nsx encS "$QOTP_BIN/kmsd" -f -v -c "$T/kms-s.conf"
+
+# pair NODE FIELD
+pair() { kmsctl "$1" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['pairs'][0]['$2'])"; }
+# ring NS PEER DIR FIELD
+ring() {
+	nsx "$1" "$qotpctl" show --json | /usr/bin/python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(p["rings"][sys.argv[2]].get(sys.argv[3], 0) for p in d["peers"] if p["id"] == int(sys.argv[1])))' "$2" "$3" "$4"
+}
+filled() { [ "$(ring encC 2 encrypt avail)" -ge 131072 ] && [ "$(ring encS 1 encrypt avail)" -ge 131072 ]; }
+
+check "both kmsd connect to the kernel" wait_for 20 bash -c \
+	"grep -q 'key distribution to qotp peer' '$T/kmsc.log' && grep -q 'key distribution to qotp peer' '$T/kmss.log'"
+check "rings fill from kmsd (>= 128 KiB each way)" wait_for 60 filled
+note "encC encrypt $(ring encC 2 encrypt avail) B, encS encrypt $(ring encS 1 encrypt avail) B"
+
+$H mkdata "$T/data" "$SIZE"
+bg srv nsx server $HS serve 10.78.2.2 1935 "$T/data"
+wait_port server 1935 || fail "server listens"
+check "1935 upload byte-exact through both gateways" nsx client $H up 10.78.2.2 1935 "$T/data"
+check "1935 download byte-exact through both gateways" nsx client $H down 10.78.2.2 1935 "$T/data"
+check "encC encrypted bytes counted" test "$(stat encC 2 enc_bytes)" -ge "$SIZE"
+check "encS decrypted bytes counted" test "$(stat encS 1 dec_bytes)" -ge "$SIZE"
+
+# Let refills settle (no offer in flight), then compare the kernel with kmsd.
+sleep 3
+settled() { [ "$(pair kms-c inflight)" = 0 ] && [ "$(pair kms-s inflight)" = 0 ]; }
+wait_for 20 settled || fail "offers settle"
+co=$(pair kms-c delivered_out_bytes); ci=$(pair kms-c delivered_in_bytes)
+so=$(pair kms-s delivered_out_bytes); si=$(pair kms-s delivered_in_bytes)
+kce=$(ring encC 2 encrypt pushed); kcd=$(ring encC 2 decrypt pushed)
+kse=$(ring encS 1 encrypt pushed); ksd=$(ring encS 1 decrypt pushed)
+note "kms-c out $co in $ci; kms-s out $so in $si; kernel encC $kce/$kcd encS $kse/$ksd"
+check "encC encrypt ring pushed = kms-c delivered out ($kce)" test "$kce" = "$co"
+check "encC decrypt ring pushed = kms-c delivered in ($kcd)" test "$kcd" = "$ci"
+check "encS encrypt ring pushed = kms-s delivered out ($kse)" test "$kse" = "$so"
+check "encS decrypt ring pushed = kms-s delivered in ($ksd)" test "$ksd" = "$si"
+check "c->s: what encC encrypts with, encS holds to decrypt" test "$kce" = "$ksd"
+check "s->c: what encS encrypts with, encC holds to decrypt" test "$kse" = "$kcd"
+check "last ids agree (encC encrypt / encS decrypt)" test \
+	"$(ring encC 2 encrypt last_id)" = "$(ring encS 1 decrypt last_id)"
+check "refilled past the first target (LOW_WATERMARK refills)" test "$co" -gt 524288
+for n in "encC 2" "encS 1"; do
+	for c in drop_csum drop_bad_desc drop_no_desc; do
+		v=$(stat $n $c)
+		[ "$v" = 0 ] && ok "${n% *}: $c = 0" || fail "${n% *}: $c = $v"
+	done
+done
+check "no key bytes in the kmsd logs' vocabulary (no errors logged)" \
+	bash -c "! grep -E 'push (encrypt|decrypt) id' '$T/kmsc.log' '$T/kmss.log'"
+finish
