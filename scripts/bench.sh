@@ -5,9 +5,10 @@
 # Measured today:
 #   crypto   per-byte cost in userspace on this CPU: qotp's OTP XOR (span lookup included)
 #            vs memcpy and vs OpenSSL's AES-256-GCM / ChaCha20-Poly1305 (EVP, SIMD)
+#   kxor     qotp's kernel XOR (kmod/xor.c itself) vs memcpy over 64 KiB in the non-debug
+#            UML kernel (bench/kxor/run.sh)
 #   keys     verified key throughput of one link (bench/kms-cache.sh)
-# Not yet measured (their parts are still being built; see the open issues): in-kernel XOR vs
-# memcpy, TCP throughput through two encryptors vs plain forwarding / WireGuard / IPsec in
+# Not yet measured (their parts are still being built; see the open issues): TCP throughput through two encryptors vs plain forwarding / WireGuard / IPsec in
 # the non-debug UML kernel, per-segment latency, relay and distribution rates, flow scale.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,7 +20,10 @@ cc -O2 -Wall -Wextra -Werror -o "$top/build/bench/cryptobench" "$top/bench/crypt
 "$top/build/bench/cryptobench" --csv "$out/crypto.csv"
 echo "(csv: $out/crypto.csv)"
 echo
+echo "== kernel XOR vs memcpy over 64 KiB, inside the non-debug UML kernel (target xor/memcpy >= 0.8)"
+"$top/bench/kxor/run.sh" fast | tee "$out/kxor.txt"
+echo
 echo "== key plane: verified key throughput of one QKD link (qkdsimd at memory speed, two kmsd, TLS, fsync)"
 "$top/bench/kms-cache.sh" "${KMS_BENCH_SECONDS:-8}" | tee "$out/kms-cache.txt"
 echo
-echo "bench: in-kernel XOR, throughput, latency, relay, distribution and scale figures are not built yet." >&2
+echo "bench: TCP throughput, latency, relay, distribution and scale figures are not built yet." >&2
