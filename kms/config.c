@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "nodeid.h"
+
+_Static_assert(KMS_ID_MAX == KMS_NODE_ID_MAX, "node ids have one length bound");
 
 #define MAX_WORDS 16
 #define MAX_LINE 1024
@@ -58,18 +61,7 @@ void config_defaults(struct kms_config *cf)
 
 int config_valid_id(const char *s)
 {
-	size_t n = strlen(s);
-
-	if (n == 0 || n > KMS_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
+	return node_id_valid(s);
 }
 
 int config_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)

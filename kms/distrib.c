@@ -8,6 +8,9 @@
 #include <string.h>
 
 #include "distrib.h"
+#include "nodeid.h"
+
+_Static_assert(DIST_ID_MAX == KMS_NODE_ID_MAX, "node ids have one length bound");
 
 struct blk {
 	uint64_t id;
@@ -33,18 +36,7 @@ struct dist_pair {
 
 static int valid_id(const char *s)
 {
-	size_t n = strnlen(s, DIST_ID_MAX + 1);
-
-	if (n == 0 || n > DIST_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
+	return node_id_valid(s);
 }
 
 /* Hysteresis: start refilling below the low watermark, keep going up to the target. */

@@ -17,6 +17,9 @@
 #include <openssl/rand.h>
 
 #include "ppetp.h"
+#include "nodeid.h"
+
+_Static_assert(PPETP_ID_MAX == KMS_NODE_ID_MAX, "node ids have one length bound");
 
 enum role { ROLE_FREE, ROLE_SRC, ROLE_RELAY, ROLE_DST };
 
@@ -92,18 +95,7 @@ static int reason_errno(int reason)
 
 static int valid_id(const char *s)
 {
-	size_t n = strnlen(s, PPETP_ID_MAX + 1);
-
-	if (n == 0 || n > PPETP_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
+	return node_id_valid(s);
 }
 
 /* Encoding. */

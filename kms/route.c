@@ -11,6 +11,9 @@
 #include <string.h>
 
 #include "route.h"
+#include "nodeid.h"
+
+_Static_assert(RT_ID_MAX == KMS_NODE_ID_MAX, "node ids have one length bound");
 
 struct nbr {
 	char id[RT_ID_MAX + 1];
@@ -38,21 +41,7 @@ struct rt {
 
 int rt_valid_id(const char *s)
 {
-	size_t n;
-
-	if (!s)
-		return 0;
-	n = strnlen(s, RT_ID_MAX + 1);
-	if (n == 0 || n > RT_ID_MAX)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '-' || c == '_'))
-			return 0;
-	}
-	return 1;
+	return node_id_valid(s);
 }
 
 const char *rt_status_name(enum rt_status s)
