@@ -4,13 +4,14 @@
 #   scripts/uml-run.sh [--fast] [--timeout SEC] [--mem SIZE] [--keep DIR] -- CMD [ARGS...]
 #
 # CMD runs as root in the repository root inside UML, with QOTP_TOP, QOTP_KMOD and QOTP_BIN
-# (and any QOTP_* variable of the caller) in its environment. The console (which carries the
-# kernel log) goes to stdout. Exit status: CMD's, or
+# (and any QOTP_* variable of the caller) in its environment. On a terminal the console
+# (kernel log included) is shown live; otherwise CMD's output is printed once the kernel has
+# exited. Exit status: CMD's, or
 #   124  the run timed out,
 #   125  the kernel log holds a report (KASAN, lockdep, kmemleak, WARN, BUG, oops) involving
-#        qotp code, or the kernel died before CMD finished.
-# Reports of the base kernel that do not involve qotp are printed as notes and do not fail
-# the run (see Documentation/testing.md for the known ones).
+#        qotp code or is logged while CMD runs, or the kernel died before CMD finished.
+# Boot-time reports of the base kernel and its known warnings are printed as notes and do
+# not fail the run (scripts/kreports.py, Documentation/testing.md).
 set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +38,7 @@ kdir=$("$top/scripts/uml-kernel.sh" "$flavour") || exit 1
 mkdir -p "$top/build/uml-run"
 run=${keep:-$(mktemp -d "$top/build/uml-run/run.XXXXXX")}
 mkdir -p "$run"
-rm -f "$run/rc" "$run/dmesg" "$run/kmemleak"
+rm -f "$run/rc" "$run/dmesg" "$run/kmemleak" "$run/output"
 {
 	printf 'exec'
 	printf ' %q' "$@"
@@ -60,8 +61,14 @@ setsid "$kdir/linux" mem="$mem" rootfstype=hostfs rootflags=/ rw \
 	con=null con0=null,fd:1 quiet loglevel=4 panic=-1 \
 	</dev/null >"$console" 2>&1 &
 pid=$!
-tail -n +1 -f --pid="$pid" "$console" 2>/dev/null &
-tailpid=$!
+# Live console on a terminal. Otherwise (the test runner, CI) print, once the kernel has
+# exited, the command's output as init saved it to a host file: no line can be lost to a
+# console reader that stopped too early, and none is printed twice.
+tailpid=
+if [ -t 1 ]; then
+	tail -n +1 -f --pid="$pid" "$console" 2>/dev/null &
+	tailpid=$!
+fi
 
 deadline=$(( $(date +%s) + timeout ))
 timed_out=0
@@ -74,9 +81,15 @@ while kill -0 "$pid" 2>/dev/null; do
 	sleep 1
 done
 wait "$pid" 2>/dev/null
-sleep 0.2
-kill "$tailpid" 2>/dev/null
-wait "$tailpid" 2>/dev/null
+if [ -n "$tailpid" ]; then
+	sleep 0.2
+	kill "$tailpid" 2>/dev/null
+	wait "$tailpid" 2>/dev/null
+elif [ -f "$run/output" ]; then
+	cat "$run/output"
+else
+	tr -d '\r' <"$console"
+fi
 # UML leaves helper processes in its session when killed hard.
 kill -KILL -- "-$pid" 2>/dev/null
 

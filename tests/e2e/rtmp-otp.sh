@@ -42,9 +42,10 @@ check "encC: gateway mode on port 1935" nsx encC "$qotpctl" set ports 1935 mode 
 check "encS: gateway mode on port 1935" nsx encS "$qotpctl" set ports 1935 mode gateway
 check "encC: peer 2 protects 10.78.2.0/24" nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24
 check "encS: peer 1 protects 10.78.1.0/24" nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24
-check "encC: push encrypt ring for peer 2" nsx encC "$qotpctl" push 2 encrypt "$T/c2s.key"
-check "encC: push decrypt ring for peer 2" nsx encC "$qotpctl" push 2 decrypt "$T/s2c.key"
+# Decrypt rings first, as kmsd does: an encrypted segment never arrives before its key.
 check "encS: push decrypt ring for peer 1" nsx encS "$qotpctl" push 1 decrypt "$T/c2s.key"
+check "encC: push decrypt ring for peer 2" nsx encC "$qotpctl" push 2 decrypt "$T/s2c.key"
+check "encC: push encrypt ring for peer 2" nsx encC "$qotpctl" push 2 encrypt "$T/c2s.key"
 check "encS: push encrypt ring for peer 1" nsx encS "$qotpctl" push 1 encrypt "$T/s2c.key"
 
 check "client reaches server (ICMP is not protected)" nsx client ping -c1 -W2 10.78.2.2

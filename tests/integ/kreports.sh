@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # scripts/kreports.py decides which kernel reports fail a UML run. Synthetic logs in the
 # shape UML 6.1 prints them: the base kernel's own RCU warning must pass, a report naming
-# qotp must fail, and module output logged right after a base report must not be mistaken
-# for part of it.
+# qotp must fail, any other report once the test has started must fail too, and module
+# output logged right after a base report must not be mistaken for part of it.
 . "$(dirname "$0")/../lib.sh"
 kr="python3 $QOTP_TOP/scripts/kreports.py"
 
@@ -30,7 +30,21 @@ kasan() {
 
 EOL
 }
+refcount() {
+	cat <<'EOL'
+[    6.000000] refcount_t: underflow; use-after-free.
+[    6.000000] WARNING: CPU: 0 PID: 9 at lib/refcount.c:28 refcount_warn_saturate+0x13c/0x174
+[    6.000000] Call Trace:
+[    6.000000]  [<6003b9ac>] refcount_warn_saturate+0x13c/0x174
+[    6.000000]  [<60712345>] tcp_wfree+0x80/0x120
+
+EOL
+}
+start() { echo "[    1.500000] qotp-uml: init ready, running test"; }
 rcu >"$T/base.log"
+{ rcu; start; refcount; } >"$T/refcount-test.log"
+{ refcount; rcu; start; } >"$T/refcount-boot.log"
+{ rcu; start; rcu; } >"$T/rcu-test.log"
 { rcu; echo "[    2.000000] qotp: loaded"; echo "[    2.100000]     ok 1 qotp_keyring"; } >"$T/after.log"
 { rcu; kasan; } >"$T/bad.log"
 printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] 0xffffffffa0001234\n    [<000000002>] 0xffffffffa0005678\n' >"$T/leak-unloaded"
@@ -40,6 +54,9 @@ printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<0
 check "base-kernel RCU warning alone passes" $kr "$T/base.log"
 check "module output after a base report is not part of it" $kr "$T/after.log"
 if $kr "$T/bad.log" 2>/dev/null; then fail "KASAN report naming qotp was not caught"; else ok "KASAN report naming qotp fails the run"; fi
+if $kr "$T/refcount-test.log" 2>/dev/null; then fail "refcount underflow during the test (no qotp frame) not caught"; else ok "any report during the test fails the run, qotp frame or not"; fi
+check "a report before the test starts (boot) without qotp is a note" $kr "$T/refcount-boot.log"
+check "the base kernel's known RCU warning during the test is a note" $kr "$T/rcu-test.log"
 if $kr "$T/base.log" "$T/leak-qotp" 2>/dev/null; then fail "kmemleak object from qotp not caught"; else ok "kmemleak object allocated by qotp fails the run"; fi
 if $kr "$T/base.log" "$T/leak-unloaded" 2>/dev/null; then fail "leak from an unloaded module not caught"; else ok "kmemleak object with only unresolved frames (unloaded module) fails the run"; fi
 check "kmemleak object of the base kernel passes" $kr "$T/base.log" "$T/leak-base"

@@ -35,8 +35,10 @@ if [ -r "$QOTP_RUN/cmd" ]; then
 	set -a
 	[ -r "$QOTP_RUN/env" ] && . "$QOTP_RUN/env"
 	set +a
-	bash "$QOTP_RUN/cmd" </dev/null
-	rc=$?
+	# The output also goes to a file on the host: the console is the live view, the file
+	# is what the runner reads, whatever happens to the console at power-off.
+	bash "$QOTP_RUN/cmd" </dev/null 2>&1 | tee "$QOTP_RUN/output"
+	rc=${PIPESTATUS[0]}
 else
 	echo "qotp-uml: no command in QOTP_RUN=$QOTP_RUN" >&2
 	rc=127
