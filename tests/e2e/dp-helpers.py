@@ -15,6 +15,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 MARKER = b"QOTP-PLAINTEXT-MARKER-7f3a"
 
@@ -66,6 +67,7 @@ def client(mode, addr, port, path, timeout):
     with open(path, "rb") as f:
         data = f.read()
     want = hashlib.sha256(data).hexdigest()
+    t0 = time.monotonic()
     c = socket.create_connection((addr, port), timeout=timeout)
     if mode == "up":
         c.sendall(b"U" + data)
@@ -89,7 +91,10 @@ def client(mode, addr, port, path, timeout):
             h.update(d)
             n += len(d)
         ok = h.hexdigest() == want and n == len(data)
-    print(f"{mode} {addr} {port}: {n} bytes, {'exact' if ok else 'DIFFERENT'}")
+    # From connect to the last byte acknowledged by the other end's verdict (up) or received
+    # (down): what the throughput benchmark divides by.
+    t = time.monotonic() - t0
+    print(f"{mode} {addr} {port}: {n} bytes, {'exact' if ok else 'DIFFERENT'}, {t:.3f} s")
     return 0 if ok else 1
 
 
