@@ -36,9 +36,14 @@ if [ -r "$QOTP_RUN/cmd" ]; then
 	[ -r "$QOTP_RUN/env" ] && . "$QOTP_RUN/env"
 	set +a
 	# The output also goes to a file on the host: the console is the live view, the file
-	# is what the runner reads, whatever happens to the console at power-off.
-	bash "$QOTP_RUN/cmd" </dev/null 2>&1 | tee "$QOTP_RUN/output"
-	rc=${PIPESTATUS[0]}
+	# is what the runner reads, whatever happens to the console at power-off. Only the
+	# command is waited for, not tee: a process the test left behind may still hold the
+	# pipe open, and must not keep this kernel from powering off. tee gets a moment to
+	# write what the command printed last.
+	bash "$QOTP_RUN/cmd" </dev/null > >(tee "$QOTP_RUN/output") 2>&1
+	rc=$?
+	teepid=$!
+	for _ in $(seq 50); do kill -0 "$teepid" 2>/dev/null || break; sleep 0.1; done
 else
 	echo "qotp-uml: no command in QOTP_RUN=$QOTP_RUN" >&2
 	rc=127
