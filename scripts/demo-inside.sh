@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Inside UML (scripts/demo.sh boots it): the paper's §VI.1 experiment, three sites, star A-B, A-C.
+#
+#   cliB --- encB ==\                      /== encC --- cliC (player)
+#   (publisher)  kmsd B   "net" (tshark)   kmsd C
+#                    \==== encA (kmsd A) ====/
+#                           |
+#                         server (nginx-rtmp :1935)
+#   qkdsimd A-B, qkdsimd A-C; A: peer 2 = B, peer 3 = C; B and C: peer 1 = A.
+. "$QOTP_TOP/tests/lib.sh"
+OUT=${QOTP_DEMO_OUT:-$QOTP_TOP/build/demo}
+SECS=${QOTP_DEMO_SECONDS:-8}
+RATE=${QOTP_DEMO_KEYRATE:-16000000}
+LOSS=${QOTP_DEMO_LOSS:-0}
+qotpctl=$QOTP_BIN/qotpctl
+mkdir -p "$OUT/logs"
+step() { printf '[demo] %s\n' "$*"; }
+step "topology: 7 namespaces"
+for n in server encA net encB cliB encC cliC; do ns_new $n >/dev/null; done
+link server eth0 encA eth0; link encA eth1 net eth0
+link cliB eth0 encB eth0;   link encB eth1 net eth1
+link cliC eth0 encC eth0;   link encC eth1 net eth2
+addr server eth0 10.81.0.2/24; addr encA eth0 10.81.0.1/24
+addr cliB eth0 10.82.0.2/24;   addr encB eth0 10.82.0.1/24
+addr cliC eth0 10.83.0.2/24;   addr encC eth0 10.83.0.1/24
+addr encA eth1 10.80.0.1/24; addr net eth0 10.80.0.2/24
+addr encB eth1 10.80.1.1/24; addr net eth1 10.80.1.2/24
+addr encC eth1 10.80.2.1/24; addr net eth2 10.80.2.2/24
+nsx server ip route add default via 10.81.0.1
+nsx cliB ip route add default via 10.82.0.1
+nsx cliC ip route add default via 10.83.0.1
+nsx encA ip route add default via 10.80.0.2
+nsx encB ip route add default via 10.80.1.2
+nsx encC ip route add default via 10.80.2.2
+nsx net ip route add 10.81.0.0/24 via 10.80.0.1
+nsx net ip route add 10.82.0.0/24 via 10.80.1.1
+nsx net ip route add 10.83.0.0/24 via 10.80.2.1
+for n in encA net encB encC; do forwarding $n; done
+if [ "$LOSS" != 0 ]; then for i in eth0 eth1 eth2; do nsx net tc qdisc add dev $i root netem loss "$LOSS%"; done; fi
+
+"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c >/dev/null || fail "PKI"
+# conf NODE MYADDR then neighbour lines on stdin
+conf() {
+	{ cat <<EOC
+node $1
+listen $2:7000
+tls-cert $T/pki/$1.crt
+tls-key $T/pki/$1.key
+tls-ca $T/pki/ca.crt
+store $T/$1.db
+control $T/$1.sock
+pidfile $T/$1.pid
+min-block-age-ms 100
+round-interval-ms 50
+keepalive 3
+reconnect-max 1
+dist-low-watermark 131072
+dist-target 524288
+EOC
+	cat; } >"$T/$1.conf"
+}
+conf kms-a 10.80.0.1 <<EOC
+neighbour kms-b address 10.80.1.1:7000 qkd-sim unix:$T/qkdab.sock end a qotp-peer 2
+neighbour kms-c address 10.80.2.1:7000 qkd-sim unix:$T/qkdac.sock end a qotp-peer 3
+EOC
+conf kms-b 10.80.1.1 <<EOC
+neighbour kms-a address 10.80.0.1:7000 qkd-sim unix:$T/qkdab.sock end b qotp-peer 1
+EOC
+conf kms-c 10.80.2.1 <<EOC
+neighbour kms-a address 10.80.0.1:7000 qkd-sim unix:$T/qkdac.sock end b qotp-peer 1
+EOC
+insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
+for n in encA encB encC; do check "$n: gateway on 1935" nsx $n "$qotpctl" set ports 1935 mode gateway low-watermark 131072; done
+check "encA: peer 2 = B" nsx encA "$qotpctl" peer add 2 prefix 10.82.0.0/24
+check "encA: peer 3 = C" nsx encA "$qotpctl" peer add 3 prefix 10.83.0.0/24
+check "encB: peer 1 = A" nsx encB "$qotpctl" peer add 1 prefix 10.81.0.0/24
+check "encC: peer 1 = A" nsx encC "$qotpctl" peer add 1 prefix 10.81.0.0/24
+step "key plane: 2 qkdsimd (rate $RATE b/s), 3 kmsd"
+bg qkdab "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkdab.sock" -r "$RATE" -b 4096
+bg qkdac "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkdac.sock" -r "$RATE" -b 4096
+wait_for 10 grep -q "listening on" "$T/qkdab.log" || fail "qkdsimd A-B listens"
+wait_for 10 grep -q "listening on" "$T/qkdac.log" || fail "qkdsimd A-C listens"
+bg kmsa nsx encA "$QOTP_BIN/kmsd" -f -v -c "$T/kms-a.conf"
+bg kmsb nsx encB "$QOTP_BIN/kmsd" -f -v -c "$T/kms-b.conf"
+bg kmsc nsx encC "$QOTP_BIN/kmsd" -f -v -c "$T/kms-c.conf"
+ring() { nsx "$1" "$qotpctl" show --json | python3 -c '
+import json,sys; d=json.load(sys.stdin)
+print(sum(p["rings"][sys.argv[2]].get(sys.argv[3],0) for p in d["peers"] if p["id"]==int(sys.argv[1])))' "$2" "$3" "$4"; }
+filled() { for x in "encA 2" "encA 3" "encB 1" "encC 1"; do [ "$(ring $x encrypt avail)" -ge 131072 ] || return 1; done; }
+step "waiting for kmsd to fill the 4 encrypt rings"
+check "all rings filled by kmsd" wait_for 90 filled
+step "RTMP: nginx behind A, tshark on net, player behind C, publisher behind B ($SECS s)"
+check "nginx-rtmp behind A" rtmp_server server 1935
+check "tshark on the internet link" capture_start net eth0 "$T/wire.pcapng"
+check "generate a ${SECS} s clip" make_video "$T/src.flv" "$SECS"
+ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
+bg player nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 30000000 \
+	-i rtmp://10.81.0.2/live/demo -map 0 -c copy -f flv "$T/play.flv"
+wait_for 30 bash -c "ip netns exec $(nsname server) ss -tnH state established '( sport = :1935 )' | grep -q ." || fail "player connects"
+check "publish from B" nsx cliB ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.81.0.2/live/demo
+if ! wait_for 30 bash -c "! kill -0 $PID_player"; then kill -INT "$PID_player"; wait_for 10 bash -c "! kill -0 $PID_player"; fi
+capture_stop "$T/wire.pcapng"
+ffmpeg -nostdin -loglevel error -i "$T/play.flv" -map 0 -c copy -f framemd5 "$T/play.md5"
+framemd5_list "$T/src.md5" >"$T/src.list"; framemd5_list "$T/play.md5" >"$T/play.list" 2>/dev/null
+nsrc=$(wc -l <"$T/src.list"); nok=$(grep -cxFf "$T/src.list" "$T/play.list" || true)
+if [ "$nsrc" -gt 50 ] && cmp -s "$T/src.list" "$T/play.list"; then ok "frames intact $nok/$nsrc"; else fail "frames: $nok/$nsrc intact"; fi
+ffmpeg -nostdin -loglevel error -y -i "$T/play.flv" -frames:v 1 "$OUT/frame-at-C.png" || fail "frame PNG"
+tshark -n -r "$T/wire.pcapng" -Y 'tcp.port==1935 && tcp.len>0' -T fields -e tcp.payload 2>/dev/null |
+	python3 -c 'import sys,binascii; sys.stdout.buffer.write(b"".join(binascii.unhexlify(l.strip().replace(":","")) for l in sys.stdin if l.strip()))' >"$T/wire.bin"
+head -c 76800 "$T/wire.bin" >"$T/wire320.bin"; truncate -s 76800 "$T/wire320.bin"
+convert -size 320x240 -depth 8 gray:"$T/wire320.bin" "$OUT/wire-ciphertext.png" || fail "wire PNG"
+head -c 76800 "$T/src.flv" >"$T/plain320.bin"; truncate -s 76800 "$T/plain320.bin"
+convert -size 320x240 -depth 8 gray:"$T/plain320.bin" "$OUT/plaintext-same-view.png" || fail "plain PNG"
+nmsg=$(rtmp_messages "$T/wire.pcapng"); mk=$(plaintext_markers "$T/wire.pcapng" 2>/dev/null | tr '\n' ',')
+[ "$nmsg" = 0 ] && ok "eavesdropper: 0 RTMP messages" || fail "eavesdropper dissected $nmsg RTMP messages"
+[ -z "$mk" ] && ok "no plaintext marker" || fail "plaintext markers: $mk"
+for n in encA encB encC; do nsx $n "$qotpctl" show --json >"$T/$n.json"; done
+python3 "$QOTP_TOP/scripts/demo-report.py" "$T" "$nok" "$nsrc" "$nmsg" "${mk:-none}" "$SECS" "$RATE" "$LOSS" "$OUT" >"$OUT/report.txt" || fail "report"
+cp "$T"/*.log "$T"/*.conf "$OUT/logs/" 2>/dev/null
+finish
