@@ -10,8 +10,13 @@ echo "[demo] building qotp.ko (UML)"; "$top/scripts/build-kmod.sh" uml >/dev/nul
 echo "[demo] building kms tools"; make -s -C "$top/kms" >/dev/null || { echo "demo: kms build failed" >&2; exit 1; }
 rm -rf "$QOTP_DEMO_OUT"; mkdir -p "$QOTP_DEMO_OUT"
 echo "[demo] booting UML and running the experiment (log: $QOTP_DEMO_OUT/run.log)"
-"$top/scripts/uml-run.sh" --timeout 900 -- "$top/scripts/demo-inside.sh" 2>&1 | tee "$QOTP_DEMO_OUT/run.log" | grep -E '^\[(demo|FAIL)\]|^=='
-rc=${PIPESTATUS[0]}
+run=$top/build/uml-run/demo.$$; rm -rf "$run"; mkdir -p "$run"; : >"$run/console"
+tail -n +1 -F "$run/console" 2>/dev/null | grep --line-buffered -E '^\[(demo|FAIL)\]|^== ' &
+tailpid=$!
+"$top/scripts/uml-run.sh" --timeout 900 --keep "$run" -- "$top/scripts/demo-inside.sh" >"$QOTP_DEMO_OUT/run.log" 2>&1
+rc=$?
+sleep 1; kill "$tailpid" 2>/dev/null
+cp "$run/console" "$QOTP_DEMO_OUT/console.log" 2>/dev/null
 echo
 [ -s "$QOTP_DEMO_OUT/report.txt" ] && cat "$QOTP_DEMO_OUT/report.txt"
 echo "run time: $(( $(date +%s) - t0 )) s; status $rc"
