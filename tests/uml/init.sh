@@ -27,7 +27,9 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	echo scan >/sys/kernel/debug/kmemleak
 	echo clear >/sys/kernel/debug/kmemleak
 fi
-echo "qotp-uml: init ready, running test" >/dev/kmsg
+# On the console too: when a run times out, the console is the only log there is, and
+# kreports.py needs this line to tell the test apart from the boot.
+echo "qotp-uml: init ready, running test" | tee /dev/kmsg
 
 rc=0
 if [ -r "$QOTP_RUN/cmd" ]; then
