@@ -12,6 +12,8 @@ enum {
 	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER, Q_EXPIRE_ONE,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
+	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
+	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
 	__Q_LAST
 };
 
@@ -56,6 +58,25 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_TAKE_PAR_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND (id&1)=?3 "
 			   "ORDER BY id LIMIT ?2",
 	[Q_TAKE_ID_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND id=?3 LIMIT ?2",
+	[Q_USE_PAR_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND (id&1)=?3 "
+			  "AND len>=?2 ORDER BY id LIMIT 1",
+	[Q_USE_ID_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND id=?3",
+	[Q_USE_UPD] = "UPDATE blocks SET state=5,key=NULL WHERE link=?1 AND id=?2 AND state=2",
+	[Q_X_ADD] = "INSERT OR IGNORE INTO xfer(peer,src,txid,state,created,len,key,fp) "
+		    "VALUES(?1,?2,?3,2,?4,?5,?6,?7)",
+	[Q_X_SEL_SRC] = "SELECT txid,key,len,src FROM xfer WHERE peer=?1 AND state=2 AND src=?2 "
+			"ORDER BY created,txid LIMIT 1",
+	[Q_X_SEL_ANY] = "SELECT txid,key,len,src FROM xfer WHERE peer=?1 AND state=2 "
+			"ORDER BY created,txid LIMIT 1",
+	[Q_X_SEL_ID] = "SELECT txid,key,len,src FROM xfer WHERE peer=?1 AND state=2 AND src=?2 "
+		       "AND txid=?3",
+	[Q_X_DELIVER] = "UPDATE xfer SET state=4 WHERE peer=?1 AND src=?2 AND txid=?3 AND state=2",
+	[Q_X_CONSUME] = "UPDATE xfer SET state=5,key=NULL WHERE peer=?1 AND src=?2 AND txid=?3 "
+			"AND state=4",
+	[Q_X_STATS] = "SELECT state,src=?2,count(*),coalesce(sum(length(key)),0) FROM xfer "
+		      "WHERE peer=?1 GROUP BY state,src=?2",
+	[Q_X_LIST] = "SELECT peer,src,txid,state,coalesce(length(key),0),created,fp FROM xfer "
+		     "ORDER BY peer,created,txid",
 };
 
 static const char schema_v1[] =
@@ -75,6 +96,21 @@ static const char schema_v1[] =
 	"CREATE TABLE counters(link TEXT PRIMARY KEY, verified INTEGER NOT NULL,"
 	" mismatched INTEGER NOT NULL, orphaned INTEGER NOT NULL);"
 	"PRAGMA user_version=1;";
+
+/* v1 -> v2: committed PPETP transfer keys. */
+static const char schema_v2[] =
+	"CREATE TABLE xfer("
+	" peer TEXT NOT NULL,"		/* the remote node the key is shared with */
+	" src TEXT NOT NULL,"		/* the transfer's source: us or peer */
+	" txid INTEGER NOT NULL,"	/* the transfer's id, a u64 stored as its int64 bits */
+	" state INTEGER NOT NULL,"	/* 2 verified, 4 delivered, 5 consumed */
+	" created INTEGER NOT NULL,"
+	" len INTEGER NOT NULL,"
+	" key BLOB,"			/* NULL once consumed */
+	" fp BLOB NOT NULL,"		/* fingerprint, not secret */
+	" PRIMARY KEY(peer, src, txid)) WITHOUT ROWID;"
+	"CREATE INDEX xfer_state ON xfer(peer, state, src, created);"
+	"PRAGMA user_version=2;";
 
 struct store {
 	sqlite3 *db;
@@ -183,10 +219,11 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 			ver = sqlite3_column_int(s, 0);
 		sqlite3_finalize(s);
 	}
-	if (ver == 0) {
-		if (exec(st, "BEGIN IMMEDIATE") || exec(st, schema_v1) || exec(st, "COMMIT")) {
-			snprintf(err, errlen, "%s: creating schema: %s", path,
-				 sqlite3_errmsg(st->db));
+	if (ver == 0 || ver == 1) {
+		if (exec(st, "BEGIN IMMEDIATE") || (ver == 0 && exec(st, schema_v1)) ||
+		    exec(st, schema_v2) || exec(st, "COMMIT")) {
+			snprintf(err, errlen, "%s: %s schema: %s", path,
+				 ver ? "upgrading the" : "creating the", sqlite3_errmsg(st->db));
 			goto fail;
 		}
 	} else if (ver != STORE_SCHEMA_VERSION) {
@@ -565,6 +602,206 @@ int store_consume(struct store *st, const char *link, uint64_t id)
 		rc = rc == 1 ? 0 : 1;
 	AUTO_TX_END(st, rc);
 	return rc;
+}
+
+/* Selects at most one block with sel (already bound) and moves it verified -> consumed. */
+static int use_one(struct store *st, sqlite3_stmt *sel, const char *link,
+		   struct store_block *out)
+{
+	sqlite3_stmt *upd = Q(st, Q_USE_UPD);
+	size_t n = 0;
+	int rc;
+
+	if (st->in_tx) {
+		done(sel);
+		return -1;	/* must commit before the bytes are returned */
+	}
+	if (store_begin(st)) {
+		done(sel);
+		return -1;
+	}
+	rc = read_blocks(sel, out, 1, &n, 1);
+	done(sel);
+	if (rc == 0 && n == 1) {
+		sqlite3_bind_text(upd, 1, link, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, (int64_t)out->id);
+		if (step_done(st, upd) != 1)
+			rc = -1;
+	}
+	if (rc < 0) {
+		store_rollback(st);
+	} else if (store_commit(st)) {
+		rc = -1;
+	}
+	if (rc < 0) {
+		wipe_blocks(out, n);
+		return -1;
+	}
+	return n == 1 ? 0 : 1;
+}
+
+int store_take_use(struct store *st, const char *link, int parity, size_t min_len,
+		   struct store_block *out)
+{
+	sqlite3_stmt *sel = Q(st, Q_USE_PAR_SEL);
+
+	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sel, 2, (int64_t)(min_len ? min_len : 1));
+	sqlite3_bind_int64(sel, 3, parity & 1);
+	return use_one(st, sel, link, out);
+}
+
+int store_take_use_id(struct store *st, const char *link, uint64_t id, struct store_block *out)
+{
+	sqlite3_stmt *sel = Q(st, Q_USE_ID_SEL);
+
+	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sel, 3, (int64_t)id);
+	return use_one(st, sel, link, out);
+}
+
+int store_xfer_add(struct store *st, const char *peer, const char *src, uint64_t txid,
+		   const uint8_t *key, size_t len, const uint8_t fp[STORE_FP_LEN], int64_t now_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_X_ADD);
+	int rc;
+
+	if (len == 0 || len > STORE_BLOCK_MAX)
+		return -1;
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, src, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)txid);
+	sqlite3_bind_int64(s, 4, now_ms);
+	sqlite3_bind_int(s, 5, (int)len);
+	sqlite3_bind_blob(s, 6, key, (int)len, SQLITE_STATIC);
+	sqlite3_bind_blob(s, 7, fp, STORE_FP_LEN, SQLITE_STATIC);
+	rc = step_done(st, s);
+	if (rc >= 0)
+		rc = rc == 1 ? 0 : 1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
+		    struct store_block *out)
+{
+	sqlite3_stmt *sel = Q(st, txid ? Q_X_SEL_ID : src ? Q_X_SEL_SRC : Q_X_SEL_ANY);
+	sqlite3_stmt *upd = Q(st, Q_X_DELIVER);
+	char from[64] = "";
+	int rc = -1, found = 0;
+
+	if (st->in_tx || (txid && !src))
+		return -1;
+	if (store_begin(st))
+		return -1;
+	sqlite3_bind_text(sel, 1, peer, -1, SQLITE_STATIC);
+	if (src)
+		sqlite3_bind_text(sel, 2, src, -1, SQLITE_STATIC);
+	if (txid)
+		sqlite3_bind_int64(sel, 3, (int64_t)txid);
+	switch (sqlite3_step(sel)) {
+	case SQLITE_ROW: {
+		const void *k = sqlite3_column_blob(sel, 1);
+		int kl = sqlite3_column_bytes(sel, 1);
+		const unsigned char *f = sqlite3_column_text(sel, 3);
+
+		if (!k || kl <= 0 || kl > STORE_BLOCK_MAX || !f || strlen((const char *)f) >= sizeof(from))
+			break;
+		out->id = (uint64_t)sqlite3_column_int64(sel, 0);
+		out->len = kl;
+		memcpy(out->key, k, kl);
+		snprintf(from, sizeof(from), "%s", (const char *)f);
+		found = 1;
+		rc = 0;
+		break;
+	}
+	case SQLITE_DONE:
+		rc = 0;
+		break;
+	}
+	done(sel);
+	if (rc == 0 && found) {
+		sqlite3_bind_text(upd, 1, peer, -1, SQLITE_STATIC);
+		sqlite3_bind_text(upd, 2, from, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 3, (int64_t)out->id);
+		if (step_done(st, upd) != 1)
+			rc = -1;
+	}
+	if (rc < 0)
+		store_rollback(st);
+	else if (store_commit(st))
+		rc = -1;
+	if (rc < 0) {
+		if (found)
+			explicit_bzero(out->key, out->len);
+		return -1;
+	}
+	return found ? 0 : 1;
+}
+
+int store_xfer_consume(struct store *st, const char *peer, const char *src, uint64_t txid)
+{
+	sqlite3_stmt *s = Q(st, Q_X_CONSUME);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, src, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (int64_t)txid);
+	rc = step_done(st, s);
+	if (rc >= 0)
+		rc = rc == 1 ? 0 : 1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_xfer_stats(struct store *st, const char *peer, const char *self,
+		     struct store_xfer_stats *out)
+{
+	sqlite3_stmt *s = Q(st, Q_X_STATS);
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	sqlite3_bind_text(s, 1, peer, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, self, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int state = sqlite3_column_int(s, 0), theirs = !sqlite3_column_int(s, 1);
+
+		if (state >= 0 && state < __BS_LAST) {
+			out->blocks[state][theirs] = sqlite3_column_int64(s, 2);
+			out->bytes[state][theirs] = sqlite3_column_int64(s, 3);
+		}
+	}
+	done(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_xfer_list(struct store *st, void (*fn)(void *arg, const struct store_xfer_info *x),
+		    void *arg)
+{
+	sqlite3_stmt *s = Q(st, Q_X_LIST);
+	struct store_xfer_info x;
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const unsigned char *peer = sqlite3_column_text(s, 0);
+		const unsigned char *src = sqlite3_column_text(s, 1);
+		const void *fp = sqlite3_column_blob(s, 6);
+
+		memset(&x, 0, sizeof(x));
+		snprintf(x.peer, sizeof(x.peer), "%s", peer ? (const char *)peer : "");
+		snprintf(x.src, sizeof(x.src), "%s", src ? (const char *)src : "");
+		x.txid = (uint64_t)sqlite3_column_int64(s, 2);
+		x.state = sqlite3_column_int(s, 3);
+		x.len = (uint32_t)sqlite3_column_int(s, 4);
+		x.created_ms = sqlite3_column_int64(s, 5);
+		if (fp && sqlite3_column_bytes(s, 6) == STORE_FP_LEN)
+			memcpy(x.fp, fp, STORE_FP_LEN);
+		fn(arg, &x);
+	}
+	done(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *out)

@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2	/* 2: transfer keys (xfer table); v1 files are upgraded */
 #define STORE_BLOCK_MAX 65536
 
 enum block_state {
@@ -134,8 +134,63 @@ int store_release_reserved(struct store *st, uint64_t resv);
 /* delivered -> consumed, key bytes wiped. Returns 0, 1 if not delivered, -1 error. */
 int store_consume(struct store *st, const char *link, uint64_t id);
 
+/*
+ * Link key for one PPETP hop (ppetp.h take_send / take_recv). The sender takes the oldest
+ * verified block of its own parity (the same even/odd rule as key distribution, so the two
+ * ends never hand one block to two purposes) holding at least min_len bytes; the receiver
+ * takes the block the sender named, by id. Either way the block goes straight from verified
+ * to consumed with its bytes wiped in the same committed transaction, before the bytes are
+ * returned: a hop's link key is used once, by one transfer, even across kill -9.
+ * Returns 0 taken, 1 nothing suitable (none verified, id not verified or unknown), -1 error.
+ */
+int store_take_use(struct store *st, const char *link, int parity, size_t min_len,
+		   struct store_block *out);
+int store_take_use_id(struct store *st, const char *link, uint64_t id, struct store_block *out);
+
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *s);
 /* Bytes of fresh, locked and verified blocks of link (cheap: index only), -1 on error. */
 int64_t store_link_live_bytes(struct store *st, const char *link);
+
+/*
+ * Transfer keys: r1 of a committed PPETP transfer, shared with remote node `peer`, named by
+ * (peer, src, txid) where src is the transfer's source (ourselves or peer). States follow
+ * the link blocks: verified (usable) -> delivered (handed out, take-once, committed before
+ * the bytes are returned) -> consumed (bytes wiped). A (peer, src, txid) once stored is
+ * never stored again. fp is an 8-byte fingerprint (xfer.c) shown to operators instead of
+ * the key.
+ */
+#define STORE_FP_LEN 8
+
+struct store_xfer_info {
+	char peer[64];
+	char src[64];
+	uint64_t txid;
+	int state;
+	uint32_t len;			/* key bytes (0 once consumed) */
+	int64_t created_ms;
+	uint8_t fp[STORE_FP_LEN];
+};
+
+struct store_xfer_stats {
+	uint64_t blocks[__BS_LAST][2];	/* [state][0: we were the source, 1: peer was] */
+	uint64_t bytes[__BS_LAST][2];
+};
+
+/* Returns 0 added, 1 if (peer, src, txid) was ever stored (ignored), -1 error. */
+int store_xfer_add(struct store *st, const char *peer, const char *src, uint64_t txid,
+		   const uint8_t *key, size_t len, const uint8_t fp[STORE_FP_LEN], int64_t now_ms);
+/*
+ * verified -> delivered: the oldest key with peer whose source is src (src NULL: any), or
+ * the one named by txid (nonzero). out->id is the txid. 0 taken, 1 none, -1 error.
+ */
+int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
+		    struct store_block *out);
+/* delivered -> consumed, bytes wiped. 0, 1 if not delivered, -1. */
+int store_xfer_consume(struct store *st, const char *peer, const char *src, uint64_t txid);
+int store_xfer_stats(struct store *st, const char *peer, const char *self,
+		     struct store_xfer_stats *s);
+/* Calls fn for every transfer key row, ordered by peer and creation; -1 on error. */
+int store_xfer_list(struct store *st, void (*fn)(void *arg, const struct store_xfer_info *x),
+		    void *arg);
 
 #endif

@@ -324,6 +324,97 @@ static void test_defer(void **state)
 	assert_true(s.orphaned_total == 1);
 }
 
+/* PPETP hop key: own parity, long enough, straight to consumed; the other end by id. */
+static void test_take_use(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats ls;
+	char err[256];
+	size_t len;
+	int st;
+
+	for (uint64_t i = 1; i <= 6; i++)
+		add(f->st, "b", i, 0x20 + i, i == 2 ? 84 : 164, 0);
+	verify_all(f->st, "b", 1, 5);		/* 6 stays fresh; 2 holds 20 bytes, the rest 100 */
+	assert_int_equal(store_take_use(f->st, "b", 0, 50, f->out), 0);
+	assert_true(f->out[0].id == 4 && f->out[0].len == 100);	/* 2 is too short */
+	assert_int_equal(f->out[0].key[1], 0x24);
+	assert_int_equal(store_get(f->st, "b", 4, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_CONSUMED);
+	assert_int_equal(len, 0);		/* bytes wiped with the same commit */
+	assert_int_equal(store_take_use(f->st, "b", 0, 50, f->out), 1);
+	assert_int_equal(store_take_use(f->st, "b", 0, 10, f->out), 0);
+	assert_true(f->out[0].id == 2 && f->out[0].len == 20);
+	assert_int_equal(store_take_use(f->st, "b", 1, 100, f->out), 0);
+	assert_true(f->out[0].id == 1);
+	/* the receiving end: by id, once, verified only */
+	assert_int_equal(store_take_use_id(f->st, "b", 3, f->out), 0);
+	assert_true(f->out[0].id == 3 && f->out[0].key[1] == 0x23);
+	assert_int_equal(store_take_use_id(f->st, "b", 3, f->out), 1);
+	assert_int_equal(store_take_use_id(f->st, "b", 6, f->out), 1);	/* fresh */
+	assert_int_equal(store_take_use_id(f->st, "b", 99, f->out), 1);
+	assert_int_equal(store_take_use_id(f->st, "c", 5, f->out), 1);	/* other link */
+	/* a block taken for distribution is not a hop key, and the other way round */
+	assert_int_equal(store_take_id(f->st, "b", 5, f->out), 0);
+	assert_int_equal(store_take_use_id(f->st, "b", 5, f->out), 1);
+	assert_int_equal(store_take_id(f->st, "b", 1, f->out), 1);
+	assert_int_equal(store_link_stats(f->st, "b", &ls), 0);
+	assert_true(ls.blocks[BS_CONSUMED] == 4 && ls.bytes[BS_CONSUMED] == 0);
+	/* consumed survives a reopen */
+	store_close(f->st);
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_take_use_id(f->st, "b", 3, f->out), 1);
+	assert_int_equal(store_take_use(f->st, "b", 0, 1, f->out), 1);
+}
+
+static void test_xfer(void **state)
+{
+	struct fx *f = *state;
+	struct store_xfer_stats xs;
+	uint8_t key[64], fp[STORE_FP_LEN] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	char err[256], cmd[256];
+
+	memset(key, 0x61, sizeof(key));
+	assert_int_equal(store_xfer_add(f->st, "c", "a", 7, key, 50, fp, 100), 0);
+	key[0] = 0x62;
+	assert_int_equal(store_xfer_add(f->st, "c", "a", 7, key, 60, fp, 300), 1);	/* once */
+	assert_int_equal(store_xfer_add(f->st, "c", "c", 9, key, 40, fp, 50), 0);
+	assert_int_equal(store_xfer_add(f->st, "c", "a", 8, key, 30, fp, 200), 0);
+	assert_int_equal(store_xfer_add(f->st, "d", "a", 1, key, 0, fp, 200), -1);
+	assert_int_equal(store_xfer_stats(f->st, "c", "a", &xs), 0);
+	assert_true(xs.blocks[BS_VERIFIED][0] == 2 && xs.bytes[BS_VERIFIED][0] == 80);
+	assert_true(xs.blocks[BS_VERIFIED][1] == 1 && xs.bytes[BS_VERIFIED][1] == 40);
+	/* own keys oldest first; the peer's by txid */
+	assert_int_equal(store_xfer_take(f->st, "c", "a", 0, f->out), 0);
+	assert_true(f->out[0].id == 7 && f->out[0].len == 50 && f->out[0].key[0] == 0x61);
+	assert_int_equal(store_xfer_take(f->st, "c", "c", 9, f->out), 0);
+	assert_true(f->out[0].len == 40 && f->out[0].key[0] == 0x62);
+	assert_int_equal(store_xfer_take(f->st, "c", "c", 9, f->out), 1);
+	assert_int_equal(store_xfer_take(f->st, "c", "a", 9, f->out), 1);
+	assert_int_equal(store_xfer_take(f->st, "c", NULL, 0, f->out), 0);
+	assert_true(f->out[0].id == 8);
+	assert_int_equal(store_xfer_take(f->st, "c", NULL, 0, f->out), 1);
+	assert_int_equal(store_xfer_take(f->st, "d", NULL, 0, f->out), 1);
+	assert_int_equal(store_xfer_consume(f->st, "c", "a", 7), 0);
+	assert_int_equal(store_xfer_consume(f->st, "c", "a", 7), 1);
+	assert_int_equal(store_xfer_stats(f->st, "c", "a", &xs), 0);
+	assert_true(xs.blocks[BS_CONSUMED][0] == 1 && xs.bytes[BS_CONSUMED][0] == 0);
+	assert_true(xs.blocks[BS_DELIVERED][0] == 1 && xs.blocks[BS_DELIVERED][1] == 1);
+	/* a store of schema 1 (no xfer table) is upgraded on open, its blocks kept */
+	add(f->st, "b", 1, 0x20, 164, 0);
+	store_close(f->st);
+	f->st = NULL;
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'DROP TABLE xfer; PRAGMA user_version=1' >/dev/null",
+		 f->path);
+	if (system(cmd) != 0)
+		skip();
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_xfer_add(f->st, "c", "a", 7, key, 50, fp, 100), 0);
+	assert_int_equal(store_add_fresh(f->st, "b", 1, key, 10, 0), 1);
+}
+
 static void test_schema_version(void **state)
 {
 	struct fx *f = *state;
@@ -353,6 +444,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reopen_recover, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_expired, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_use, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_xfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	};
 
