@@ -64,6 +64,7 @@ const char *msg_type_name(uint8_t type)
 	case MSG_VERIFY_RESP: return "verify-resp";
 	case MSG_ROUTE_ADVERT: return "route-advert";
 	case MSG_DIST: return "dist";
+	case MSG_PPETP: return "ppetp";
 	}
 	return "unknown";
 }
@@ -160,6 +161,12 @@ int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg
 			return r == -EBADMSG ? CODEC_ELENGTH : CODEC_EFIELD;
 		return CODEC_OK;
 	}
+	case MSG_PPETP:
+		if (plen == 0 || plen > PPETP_MSG_MAX)
+			return CODEC_ELENGTH;
+		m->ppetp.len = (uint32_t)plen;
+		memcpy(m->ppetp.data, p, plen);
+		return CODEC_OK;
 	}
 	return CODEC_ETYPE;
 }
@@ -226,6 +233,11 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 		plen = (size_t)r;
 		break;
 	}
+	case MSG_PPETP:
+		if (m->ppetp.len == 0 || m->ppetp.len > PPETP_MSG_MAX)
+			return -1;
+		plen = m->ppetp.len;
+		break;
 	default:
 		return -1;
 	}
@@ -264,6 +276,9 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 			put64(p, m->vresp.blocks[i].id);
 			p[8] = m->vresp.blocks[i].status;
 		}
+		break;
+	case MSG_PPETP:
+		memcpy(p, m->ppetp.data, m->ppetp.len);
 		break;
 	case MSG_ROUTE_ADVERT:
 	case MSG_DIST:

@@ -4,8 +4,9 @@
  *
  * Every frame: u8 version | u8 type | u16 reserved (0) | u32 payload length | payload,
  * all integers big endian. The decoder is strict: a frame whose payload is not exactly the
- * length its fields imply is rejected. No message carries key bytes: only block ids,
- * lengths, one-time-padded tags and statuses.
+ * length its fields imply is rejected. No message carries key bytes in clear: only block
+ * ids, lengths, one-time-padded tags and statuses, and in MSG_PPETP key bytes one-time
+ * padded with link key (c1 = r1 ^ k, relay data = k ^ k').
  */
 #ifndef KMS_CODEC_H
 #define KMS_CODEC_H
@@ -15,6 +16,7 @@
 
 #include "config.h"
 #include "distrib.h"
+#include "ppetp.h"
 #include "route.h"
 
 #define KMS_PROTO_VERSION 1
@@ -31,6 +33,8 @@ enum msg_type {
 	MSG_ROUTE_ADVERT = 5,	/* distance vector, payload as in route.h */
 	MSG_DIST = 6,		/* key distribution: OFFER/ACCEPT/REJECT/RESYNC/RESYNC_REQ,
 				 * payload as in distrib.h (dist_encode), block ids only */
+	MSG_PPETP = 7,		/* key transfer + relay: payload is one ppetp.h message, opaque
+				 * here (1..PPETP_MSG_MAX bytes), parsed by ppetp_decode */
 	__MSG_LAST
 };
 
@@ -83,6 +87,10 @@ struct msg {
 			struct rt_entry e[RT_MAX_NODES];
 		} advert;
 		struct dist_msg dist;
+		struct {
+			uint32_t len;
+			uint8_t data[PPETP_MSG_MAX];
+		} ppetp;
 	};
 };
 

@@ -212,6 +212,43 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 	return 0;
 }
 
+/* remote ID [address HOST:PORT] [qotp-peer N] */
+static int parse_remote(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
+{
+	struct kms_remote *rm;
+
+	if (nw < 2)
+		return perr(p, "remote needs an id: `%s'", w[0]);
+	if (!config_valid_id(w[1]))
+		return perr(p, "invalid remote id: `%.64s'", w[1]);
+	if (config_find_remote(cf, w[1]))
+		return perr(p, "duplicate remote: `%s'", w[1]);
+	if (cf->n_rm >= KMS_MAX_REMOTES)
+		return perr(p, "too many remotes (max %d): `%s'", KMS_MAX_REMOTES, w[1]);
+	rm = &cf->rm[cf->n_rm];
+	memset(rm, 0, sizeof(*rm));
+	strcpy(rm->id, w[1]);
+	for (int i = 2; i < nw; i += 2) {
+		if (i + 1 >= nw)
+			return perr(p, "remote option needs a value: `%s'", w[i]);
+		if (!strcmp(w[i], "address")) {
+			if (check_addr(p, "remote address", w[i + 1]))
+				return -1;
+			strcpy(rm->address, w[i + 1]);
+		} else if (!strcmp(w[i], "qotp-peer")) {
+			uint64_t v;
+
+			if (set_uint(p, &v, "qotp-peer", w[i + 1], 1, UINT32_MAX))
+				return -1;
+			rm->qotp_peer = (uint32_t)v;
+		} else {
+			return perr(p, "unknown remote option: `%s'", w[i]);
+		}
+	}
+	cf->n_rm++;
+	return 0;
+}
+
 static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 {
 	char *w[MAX_WORDS];
@@ -245,6 +282,8 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 
 	if (!strcmp(w[0], "neighbour") || !strcmp(w[0], "neighbor"))
 		return parse_neighbour(p, cf, w, nw);
+	if (!strcmp(w[0], "remote"))
+		return parse_remote(p, cf, w, nw);
 	if (nw != 2)
 		return perr(p, "directive takes exactly one value: `%s'", w[0]);
 
@@ -352,6 +391,24 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 			if (cf->nb[i].qotp_peer && cf->nb[i].qotp_peer == cf->nb[j].qotp_peer)
 				return perr(&p, "two neighbours with the same qotp-peer: `%s'",
 					    cf->nb[i].id);
+	for (size_t i = 0; i < cf->n_rm; i++) {
+		const struct kms_remote *r = &cf->rm[i];
+
+		if (!strcmp(r->id, cf->node_id))
+			return perr(&p, "node is its own remote: `%s'", r->id);
+		if (config_find_neighbour(cf, r->id))
+			return perr(&p, "remote is also a neighbour (a quantum-link neighbour "
+				    "needs no remote entry): `%s'", r->id);
+		if (!r->qotp_peer)
+			continue;
+		for (size_t j = 0; j < cf->n_nb; j++)
+			if (cf->nb[j].qotp_peer == r->qotp_peer)
+				return perr(&p, "remote has the qotp-peer of neighbour %s: `%s'",
+					    cf->nb[j].id, r->id);
+		for (size_t j = 0; j < i; j++)
+			if (cf->rm[j].qotp_peer == r->qotp_peer)
+				return perr(&p, "two remotes with the same qotp-peer: `%s'", r->id);
+	}
 	return 0;
 }
 
@@ -389,5 +446,13 @@ const struct kms_neighbour *config_find_neighbour(const struct kms_config *cf, c
 	for (size_t i = 0; i < cf->n_nb; i++)
 		if (!strcmp(cf->nb[i].id, id))
 			return &cf->nb[i];
+	return NULL;
+}
+
+const struct kms_remote *config_find_remote(const struct kms_config *cf, const char *id)
+{
+	for (size_t i = 0; i < cf->n_rm; i++)
+		if (!strcmp(cf->rm[i].id, id))
+			return &cf->rm[i];
 	return NULL;
 }

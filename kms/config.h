@@ -10,6 +10,7 @@
 #define KMS_PATH_MAX 256
 #define KMS_ADDR_MAX 128
 #define KMS_MAX_NEIGHBOURS 64
+#define KMS_MAX_REMOTES 64
 
 enum qkd_backend { QKD_BACKEND_NONE, QKD_BACKEND_SIM };
 
@@ -21,6 +22,16 @@ struct kms_neighbour {
 	char qkd_end;			/* 'a' or 'b': which end of the simulated link we are */
 	uint32_t qotp_peer;		/* local qotp peer id of this neighbour's encryptor;
 					 * 0 = no key distribution to the kernel */
+};
+
+/*
+ * A kmsd we share no quantum link with but talk to end to end (key transfer + PPETP):
+ * `remote ID [address HOST:PORT] [qotp-peer N]`. Same TLS identity rule as neighbours.
+ */
+struct kms_remote {
+	char id[KMS_ID_MAX + 1];
+	char address[KMS_ADDR_MAX];	/* host:port we dial, "" = accept only */
+	uint32_t qotp_peer;		/* local qotp peer id of its encryptor; 0 = none */
 };
 
 struct kms_config {
@@ -48,6 +59,8 @@ struct kms_config {
 
 	struct kms_neighbour nb[KMS_MAX_NEIGHBOURS];
 	size_t n_nb;
+	struct kms_remote rm[KMS_MAX_REMOTES];
+	size_t n_rm;
 };
 
 void config_defaults(struct kms_config *cf);
@@ -59,6 +72,7 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 		 char *err, size_t errlen);
 int config_load(struct kms_config *cf, const char *path, char *err, size_t errlen);
 const struct kms_neighbour *config_find_neighbour(const struct kms_config *cf, const char *id);
+const struct kms_remote *config_find_remote(const struct kms_config *cf, const char *id);
 int config_valid_id(const char *s);
 /* Splits "host:port" or "[v6]:port". Returns 0 on success. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port);

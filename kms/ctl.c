@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Control socket for kmsctl: a UNIX stream socket, mode 0600 (root only when kmsd runs as
- * root). One request line "<command>[ json]\n", one reply, then the server closes. Replies
- * carry counters and states, never key bytes.
+ * root). One request line "<command>[ args...][ json]\n", one reply, then the server
+ * closes. Replies carry counters, states and key fingerprints, never key bytes.
+ * "transfer NODE BYTES" is answered when the transfer commits or fails (the connection is
+ * held open meanwhile; a client that goes away does not cancel the transfer).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -17,6 +20,7 @@
 #include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
+#include "ppetp.h"
 
 static void json_str(struct evbuffer *o, const char *s)
 {
@@ -58,11 +62,13 @@ static void cmd_status(struct kmsd *d, struct evbuffer *o, int json)
 		json_str(o, d->cf.store);
 		evbuffer_add_printf(o, ",\"links\":%zu,\"links_up\":%zu,\"routes\":%zu,"
 				    "\"routes_reachable\":%zu,\"route_adverts_tx\":%llu,"
-				    "\"route_adverts_rx\":%llu,\"route_adverts_bad\":%llu}\n",
+				    "\"route_adverts_rx\":%llu,\"route_adverts_bad\":%llu",
 				    d->n_links, up, rt_count(d->rt), reachable,
 				    (unsigned long long)d->rt_adverts_tx,
 				    (unsigned long long)d->rt_adverts_rx,
 				    (unsigned long long)d->rt_adverts_bad);
+		xfer_ctl_status(d, o, 1);
+		evbuffer_add_printf(o, "}\n");
 		return;
 	}
 	evbuffer_add_printf(o, "node: %s\npid: %d\nuptime: %llds\nlisten: %s\nstore: %s\n"
@@ -74,6 +80,7 @@ static void cmd_status(struct kmsd *d, struct evbuffer *o, int json)
 			    (unsigned long long)d->rt_adverts_tx,
 			    (unsigned long long)d->rt_adverts_rx,
 			    (unsigned long long)d->rt_adverts_bad);
+	xfer_ctl_status(d, o, 0);
 }
 
 static void cmd_routes(struct kmsd *d, struct evbuffer *o, int json)
@@ -239,7 +246,115 @@ static const struct {
 	{ "keys", cmd_keys },
 	{ "routes", cmd_routes },
 	{ "pairs", kd_ctl_pairs },
+	{ "transfers", xfer_ctl_transfers },
 };
+
+struct ctl_req {
+	struct ctl_req *next;
+	struct bufferevent *bev;
+	uint64_t cookie, start_ms;
+	int json;
+};
+
+static void ctl_done_cb(struct bufferevent *bev, void *arg);
+static void ctl_event_cb(struct bufferevent *bev, short what, void *arg);
+
+static struct ctl_req *req_unlink(struct kmsd *d, struct bufferevent *bev, uint64_t cookie)
+{
+	for (struct ctl_req **pp = &d->ctl_reqs; *pp; pp = &(*pp)->next) {
+		struct ctl_req *r = *pp;
+
+		if ((bev && r->bev == bev) || (!bev && r->cookie == cookie)) {
+			*pp = r->next;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* The client went away before the end: the transfer goes on, nobody is told. */
+static void req_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	free(req_unlink(arg, bev, 0));
+	bufferevent_free(bev);
+}
+
+void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, uint64_t txid,
+		   size_t len, const uint8_t *fp)
+{
+	struct ctl_req *r = req_unlink(d, NULL, cookie);
+	struct evbuffer *o;
+	unsigned long long ms;
+
+	if (!r)
+		return;
+	o = bufferevent_get_output(r->bev);
+	ms = (unsigned long long)(mono_ms() - r->start_ms);
+	if (err) {
+		evbuffer_add_printf(o, "error: transfer to %s failed: %s\n", dst, strerror(-err));
+	} else if (r->json) {
+		evbuffer_add_printf(o, "{\"dst\":\"%s\",\"bytes\":%zu,\"txid\":\"%016" PRIx64
+				    "\",\"fingerprint\":\"%02x%02x%02x%02x%02x%02x%02x%02x\","
+				    "\"ms\":%llu}\n", dst, len, txid, fp[0], fp[1], fp[2], fp[3],
+				    fp[4], fp[5], fp[6], fp[7], ms);
+	} else {
+		evbuffer_add_printf(o, "transfer to %s committed: %zu bytes, txid %016" PRIx64
+				    ", fingerprint %02x%02x%02x%02x%02x%02x%02x%02x, %llu ms\n",
+				    dst, len, txid, fp[0], fp[1], fp[2], fp[3], fp[4], fp[5], fp[6],
+				    fp[7], ms);
+	}
+	bufferevent_setcb(r->bev, NULL, ctl_done_cb, ctl_event_cb, d);
+	bufferevent_enable(r->bev, EV_WRITE);
+	free(r);
+}
+
+/* transfer NODE BYTES: starts a key transfer + PPETP relay; answered by ctl_xfer_done. */
+static int cmd_transfer(struct kmsd *d, struct bufferevent *bev, char *args, int json)
+{
+	struct evbuffer *o = bufferevent_get_output(bev);
+	char *node = strtok(args, " "), *bytes = strtok(NULL, " "), *end;
+	struct ctl_req *r;
+	unsigned long len;
+	int rc;
+
+	if (!node || !bytes || strtok(NULL, " ")) {
+		evbuffer_add_printf(o, "error: usage: transfer NODE BYTES\n");
+		return 0;
+	}
+	errno = 0;
+	len = strtoul(bytes, &end, 10);
+	if (bytes[0] < '0' || bytes[0] > '9' || *end || errno || len == 0 ||
+	    len > PPETP_MAX_LEN) {
+		evbuffer_add_printf(o, "error: byte count must be 1..%d: `%.32s'\n",
+				    PPETP_MAX_LEN, bytes);
+		return 0;
+	}
+	if (!config_valid_id(node) || !strcmp(node, d->cf.node_id)) {
+		evbuffer_add_printf(o, "error: not a node id other than ours: `%.64s'\n", node);
+		return 0;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		evbuffer_add_printf(o, "error: out of memory\n");
+		return 0;
+	}
+	r->bev = bev;
+	r->cookie = ++d->ctl_next_cookie;
+	r->start_ms = mono_ms();
+	r->json = json;
+	rc = xfer_start(d, node, len, r->cookie);
+	if (rc) {
+		free(r);
+		evbuffer_add_printf(o, "error: transfer to %s not started: %s\n", node,
+				    rc == -ENOSPC ? "no verified link block of that many bytes "
+				    "toward the next hop (one transfer uses one block per hop)" :
+				    strerror(-rc));
+		return 0;
+	}
+	r->next = d->ctl_reqs;
+	d->ctl_reqs = r;
+	return 1;
+}
 
 static void ctl_done_cb(struct bufferevent *bev, void *arg)
 {
@@ -269,8 +384,25 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
 	}
 	arg2 = strchr(line, ' ');
 	if (arg2) {
+		size_t al;
+
 		*arg2++ = '\0';
-		json = !strcmp(arg2, "json");
+		al = strlen(arg2);
+		if (!strcmp(arg2, "json") || (al > 5 && !strcmp(arg2 + al - 5, " json"))) {
+			json = 1;
+			arg2[al > 5 ? al - 5 : 0] = '\0';
+		}
+	}
+	if (!strcmp(line, "transfer")) {
+		bufferevent_disable(bev, EV_READ);
+		if (cmd_transfer(d, bev, arg2 ? arg2 : (char *)"", json)) {
+			bufferevent_setcb(bev, NULL, NULL, req_event_cb, d);
+			free(line);
+			return;
+		}
+		free(line);
+		bufferevent_setcb(bev, NULL, ctl_done_cb, ctl_event_cb, d);
+		return;
 	}
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
 		if (!strcmp(line, commands[i].name)) {
@@ -336,6 +468,13 @@ int ctl_listen(struct kmsd *d)
 
 void ctl_close(struct kmsd *d)
 {
+	while (d->ctl_reqs) {
+		struct ctl_req *r = d->ctl_reqs;
+
+		d->ctl_reqs = r->next;
+		bufferevent_free(r->bev);
+		free(r);
+	}
 	if (d->ctl) {
 		evconnlistener_free(d->ctl);
 		unlink(d->cf.control);

@@ -11,23 +11,33 @@
 
 static const struct {
 	const char *name;
+	int nargs;
+	const char *args;
 	const char *help;
 } commands[] = {
-	{ "status", "Shows the node, uptime and how many links are up" },
-	{ "links", "Shows each link: peer channel, QKD source, verified key, mismatch rate" },
-	{ "keys", "Shows the key blocks of each link by state" },
-	{ "routes", "Shows the key routing table (next hop, metric, status) and neighbours" },
-	{ "pairs", "Shows key distribution to the qotp kernel rings of each encryptor pair" },
+	{ "status", 0, "", "Shows the node, links, routes and key transfer counters" },
+	{ "links", 0, "", "Shows each link: peer channel, QKD source, verified key, mismatch rate" },
+	{ "keys", 0, "", "Shows the key blocks of each link by state" },
+	{ "routes", 0, "", "Shows the key routing table (next hop, metric, status) and neighbours" },
+	{ "pairs", 0, "", "Shows key distribution to the qotp kernel rings of each encryptor pair" },
+	{ "transfers", 0, "", "Shows the committed transfer keys (ids, states, fingerprints)" },
+	{ "transfer", 2, " NODE BYTES",
+	  "Transfers BYTES of fresh key to NODE through the PPETP\n"
+	  "                       relay; waits for the commit, prints the key's fingerprint" },
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: kmsctl [-s socket] [--json] <command>\n"
+	fprintf(f, "usage: kmsctl [-s socket] [--json] <command> [args]\n"
 		   "  -s, --socket PATH   kmsd control socket (default /run/kmsd/kmsd.sock)\n"
 		   "  -j, --json          machine-readable output\n"
 		   "Commands:\n");
-	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char syn[32];
+
+		snprintf(syn, sizeof(syn), "%s%s", commands[i].name, commands[i].args);
+		fprintf(f, "  %-20s %s\n", syn, commands[i].help);
+	}
 }
 
 int main(int argc, char **argv)
@@ -40,8 +50,9 @@ int main(int argc, char **argv)
 	};
 	const char *path = "/run/kmsd/kmsd.sock";
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char req[64], buf[4096];
-	int c, json = 0, fd, known = 0;
+	char req[256], buf[4096];
+	int c, json = 0, fd, known = -1;
+	size_t rl;
 	ssize_t n;
 	size_t total = 0;
 
@@ -53,15 +64,21 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind + 1 != argc) {
+	if (optind >= argc) {
 		usage(stderr);
 		return 2;
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		known |= !strcmp(argv[optind], commands[i].name);
-	if (!known) {
+		if (!strcmp(argv[optind], commands[i].name))
+			known = (int)i;
+	if (known < 0) {
 		fprintf(stderr, "kmsctl: unknown command: `%s'\n", argv[optind]);
 		usage(stderr);
+		return 2;
+	}
+	if (argc - optind - 1 != commands[known].nargs) {
+		fprintf(stderr, "kmsctl: usage: kmsctl %s%s\n", commands[known].name,
+			commands[known].args);
 		return 2;
 	}
 	if (strlen(path) >= sizeof(sun.sun_path)) {
@@ -75,8 +92,21 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	snprintf(req, sizeof(req), "%s%s\n", argv[optind], json ? " json" : "");
-	if (write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+	rl = (size_t)snprintf(req, sizeof(req), "%s", argv[optind]);
+	for (int i = optind + 1; i < argc && rl < sizeof(req); i++) {
+		if (!argv[i][0] || strpbrk(argv[i], " \t\n")) {
+			fprintf(stderr, "kmsctl: bad argument: `%s'\n", argv[i]);
+			return 2;
+		}
+		rl += (size_t)snprintf(req + rl, sizeof(req) - rl, " %s", argv[i]);
+	}
+	if (rl < sizeof(req))
+		rl += (size_t)snprintf(req + rl, sizeof(req) - rl, "%s\n", json ? " json" : "");
+	if (rl >= sizeof(req) || rl > 250) {
+		fprintf(stderr, "kmsctl: request too long\n");
+		return 2;
+	}
+	if (write(fd, req, rl) != (ssize_t)rl) {
 		fprintf(stderr, "kmsctl: write: %s\n", strerror(errno));
 		return 1;
 	}

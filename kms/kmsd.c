@@ -144,9 +144,10 @@ static void reload(struct kmsd *d)
 	}
 	if (strcmp(nc->node_id, d->cf.node_id) || strcmp(nc->listen, d->cf.listen) ||
 	    strcmp(nc->store, d->cf.store) || strcmp(nc->control, d->cf.control) ||
-	    nc->n_nb != d->cf.n_nb || memcmp(nc->nb, d->cf.nb, sizeof(nc->nb[0]) * nc->n_nb))
-		log_warnx("reload: node, listen, store, control and neighbour changes need a "
-			  "restart; applying tunables and TLS files only");
+	    nc->n_nb != d->cf.n_nb || memcmp(nc->nb, d->cf.nb, sizeof(nc->nb[0]) * nc->n_nb) ||
+	    nc->n_rm != d->cf.n_rm || memcmp(nc->rm, d->cf.rm, sizeof(nc->rm[0]) * nc->n_rm))
+		log_warnx("reload: node, listen, store, control, neighbour and remote changes "
+			  "need a restart; applying tunables and TLS files only");
 	memcpy(d->cf.tls_cert, nc->tls_cert, sizeof(nc->tls_cert));
 	memcpy(d->cf.tls_key, nc->tls_key, sizeof(nc->tls_key));
 	memcpy(d->cf.tls_ca, nc->tls_ca, sizeof(nc->tls_ca));
@@ -197,6 +198,7 @@ static int links_init(struct kmsd *d)
 		uint64_t txid;
 
 		l->d = d;
+		l->quantum = 1;
 		l->nb = d->cf.nb[i];
 		/* random first txid: a restarted leader never reuses a round id the peer saw */
 		if (RAND_bytes((uint8_t *)&txid, sizeof(txid)) != 1)
@@ -217,8 +219,43 @@ static int links_init(struct kmsd *d)
 	return 0;
 }
 
+/* Remotes: sessions for end-to-end PPETP messages only (no QKD source, no caching). */
+static int remotes_init(struct kmsd *d)
+{
+	for (size_t i = 0; i < d->cf.n_rm; i++) {
+		struct link *l = &d->remotes[i];
+
+		memset(l, 0, sizeof(*l));
+		l->d = d;
+		snprintf(l->nb.id, sizeof(l->nb.id), "%s", d->cf.rm[i].id);
+		snprintf(l->nb.address, sizeof(l->nb.address), "%s", d->cf.rm[i].address);
+		l->nb.qotp_peer = d->cf.rm[i].qotp_peer;
+		l->reconnect_ev = evtimer_new(d->base, reconnect_cb, l);
+		if (!l->reconnect_ev)
+			return -1;
+		d->n_remotes++;
+		if (strcmp(d->cf.node_id, l->nb.id) < 0 && l->nb.address[0])
+			peer_dial(l);
+	}
+	return 0;
+}
+
+struct link *kmsd_find_link(struct kmsd *d, const char *id)
+{
+	for (size_t i = 0; i < d->n_links; i++)
+		if (!strcmp(d->links[i].nb.id, id))
+			return &d->links[i];
+	for (size_t i = 0; i < d->n_remotes; i++)
+		if (!strcmp(d->remotes[i].nb.id, id))
+			return &d->remotes[i];
+	return NULL;
+}
+
 static void links_free(struct kmsd *d)
 {
+	for (size_t i = 0; i < d->n_remotes; i++)
+		event_free(d->remotes[i].reconnect_ev);
+	d->n_remotes = 0;
 	for (size_t i = 0; i < d->n_links; i++) {
 		struct link *l = &d->links[i];
 
@@ -285,8 +322,8 @@ int main(int argc, char **argv)
 	if (peer_tls_init(&d, err, sizeof(err)))
 		fatalx("%s", err);
 	if (check) {
-		printf("%s: configuration OK (node %s, %zu neighbours)\n", d.conf_path,
-		       d.cf.node_id, d.cf.n_nb);
+		printf("%s: configuration OK (node %s, %zu neighbours, %zu remotes)\n",
+		       d.conf_path, d.cf.node_id, d.cf.n_nb, d.cf.n_rm);
 		return 0;
 	}
 	log_init("kmsd", !fg, verbosity);
@@ -320,14 +357,16 @@ int main(int argc, char **argv)
 	}
 	if (routing_init(&d))
 		fatalx("cannot set up routing");
-	if (links_init(&d))
+	if (links_init(&d) || remotes_init(&d))
 		fatalx("cannot set up links");
+	if (xfer_init(&d))
+		fatalx("cannot set up key transfer");
 	if (kd_init(&d))
 		fatalx("cannot set up key distribution");
 	d.tick_ev = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
 	event_add(d.tick_ev, &tv);
-	log_info("node %s listening on %s, %zu neighbours, store %s", d.cf.node_id, d.cf.listen,
-		 d.n_links, d.cf.store);
+	log_info("node %s listening on %s, %zu neighbours, %zu remotes, store %s", d.cf.node_id,
+		 d.cf.listen, d.n_links, d.n_remotes, d.cf.store);
 
 	event_base_dispatch(d.base);
 
@@ -336,6 +375,7 @@ int main(int argc, char **argv)
 	peer_shutdown(&d);
 	ctl_close(&d);
 	kd_free(&d);
+	xfer_free(&d);
 	links_free(&d);
 	routing_free(&d);
 	event_free(d.tick_ev);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -20,9 +21,18 @@ struct kmsd;
 struct peer;
 struct kd;
 struct kd_link;
+struct msg;
+struct ctl_req;
 
+/*
+ * A node we hold a peer session with. Quantum-link neighbours (quantum = 1) run key caching,
+ * routing and link-key distribution; remotes (quantum = 0, `remote` in kmsd.conf) only
+ * carry end-to-end PPETP messages (and key distribution of transfer keys). For a remote
+ * only nb.id, nb.address and nb.qotp_peer are set.
+ */
 struct link {
 	struct kmsd *d;
+	int quantum;
 	struct kms_neighbour nb;
 	struct cache_link cache;
 	struct qkd_source *qkd;
@@ -60,6 +70,8 @@ struct kmsd {
 	struct store *st;
 	struct link links[KMS_MAX_NEIGHBOURS];
 	size_t n_links;
+	struct link remotes[KMS_MAX_REMOTES];
+	size_t n_remotes;
 	struct event *tick_ev;
 	struct evconnlistener *ctl;
 	time_t started;
@@ -70,6 +82,9 @@ struct kmsd {
 	uint64_t rt_adverts_tx, rt_adverts_rx, rt_adverts_bad;
 	int stopping;			/* shutting down: no more adverts */
 	struct kd *kd;			/* key distribution to the kernel, NULL if unused */
+	struct xfer *xf;		/* key transfer + PPETP relay (xfer.c) */
+	struct ctl_req *ctl_reqs;	/* kmsctl transfer requests waiting for their end */
+	uint64_t ctl_next_cookie;
 };
 
 int64_t now_ms(void);
@@ -91,8 +106,26 @@ void routing_peer_down(struct link *l);
 int routing_recv(struct link *l, const struct msg *m);
 void routing_tick(struct kmsd *d);
 
+/* The session-holding link (neighbour or remote) of node id, or NULL. */
+struct link *kmsd_find_link(struct kmsd *d, const char *id);
+
+/* xfer.c: key transfer + PPETP relay driven by the peer sessions and the store */
+struct xfer;
+int xfer_init(struct kmsd *d);
+void xfer_free(struct kmsd *d);
+/* A MSG_PPETP from the peer of l. -1: a protocol violation (close the session). */
+int xfer_recv(struct link *l, const struct msg *m);
+/* Operator transfer (kmsctl transfer): 0 started, else -errno; the end comes by ctl_xfer_done. */
+int xfer_start(struct kmsd *d, const char *dst, size_t len, uint64_t cookie);
+void xfer_ctl_status(struct kmsd *d, struct evbuffer *o, int json);
+void xfer_ctl_transfers(struct kmsd *d, struct evbuffer *o, int json);
+void xfer_fingerprint(const uint8_t *key, size_t len, uint8_t fp[STORE_FP_LEN]);
+
 /* ctl.c */
 int ctl_listen(struct kmsd *d);
 void ctl_close(struct kmsd *d);
+/* The transfer a `kmsctl transfer` started ended: answer and close that request. */
+void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, uint64_t txid,
+		   size_t len, const uint8_t *fp);
 
 #endif

@@ -6,7 +6,7 @@ KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlit
 KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
 
 KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o \
-	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o
+	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o ppetp.o xfer.o
 QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The peer channel: TCP + TLS 1.3 with mutual certificate authentication. A peer is only
- * accepted if its certificate chains to our CA *and* names a configured neighbour (SAN DNS
- * or CN equal to the neighbour id); the first message must then be a HELLO naming that same
- * neighbour. Every refusal is logged with its reason. The end with the smaller id dials (and
- * leads key caching); the other accepts, so there is one connection per link.
+ * accepted if its certificate chains to our CA *and* names a configured neighbour or remote
+ * (SAN DNS or CN equal to its node id); the first message must then be a HELLO naming that
+ * same node. Every refusal is logged with its reason. The end with the smaller id dials (and
+ * leads key caching); the other accepts, so there is one connection per node pair.
+ * Sessions with remotes (no quantum link) carry only keepalives and the end-to-end PPETP
+ * messages: no key caching, no route adverts, no RELAY.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -82,12 +84,16 @@ int peer_send(struct peer *p, const struct msg *m)
 {
 	uint8_t buf[MSG_HDR_LEN + MSG_MAX_PAYLOAD];
 	long n = codec_encode(m, buf, sizeof(buf));
+	int rc;
 
 	if (n < 0) {
 		log_warnx("peer %s: cannot encode %s", p->addr, msg_type_name(m->type));
 		return -1;
 	}
-	return bufferevent_write(p->bev, buf, n);
+	rc = bufferevent_write(p->bev, buf, n);
+	if (m->type == MSG_PPETP)
+		explicit_bzero(buf, n);		/* padded key bytes: no copy left behind */
+	return rc;
 }
 
 static void schedule_reconnect(struct link *l)
@@ -118,8 +124,9 @@ void peer_close(struct peer *p, const char *why)
 	}
 	if (l && l->peer == p) {
 		l->peer = NULL;
-		cache_peer_lost(&l->cache);
-		if (p->hello_rx)
+		if (l->quantum)
+			cache_peer_lost(&l->cache);
+		if (l->quantum && p->hello_rx)
 			routing_peer_down(l);
 	}
 	if (p->ka_ev)
@@ -151,13 +158,17 @@ static void keepalive_cb(evutil_socket_t fd, short ev, void *arg)
 	peer_send(p, &m);
 }
 
-/* Which configured neighbour does the verified certificate name? */
+/* Which configured neighbour or remote does the verified certificate name? */
 static struct link *identify(struct kmsd *d, X509 *cert)
 {
 	for (size_t i = 0; i < d->n_links; i++)
 		if (X509_check_host(cert, d->links[i].nb.id, 0,
 				    X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1)
 			return &d->links[i];
+	for (size_t i = 0; i < d->n_remotes; i++)
+		if (X509_check_host(cert, d->remotes[i].nb.id, 0,
+				    X509_CHECK_FLAG_NO_WILDCARDS, NULL) == 1)
+			return &d->remotes[i];
 	return NULL;
 }
 
@@ -181,7 +192,7 @@ static void peer_established(struct peer *p)
 					  sizeof(cn));
 		p->link = NULL;
 		peer_close(p, p->outbound ? "peer certificate does not match the neighbour id" :
-			   "peer certificate names no configured neighbour");
+			   "peer certificate names no configured neighbour or remote");
 		log_warnx("refused certificate subject CN `%s'", cn);
 		return;
 	}
@@ -293,6 +304,11 @@ static int handle_msg(struct peer *p, struct msg *m)
 		l->backoff_ms = 0;
 		l->connects++;
 		l->last_error[0] = '\0';
+		if (!l->quantum) {
+			log_info("remote %s: peer up (end-to-end session, no quantum link)",
+				 l->nb.id);
+			return 0;
+		}
 		log_info("link %s: peer up (%s of key caching)", l->nb.id,
 			 l->cache.leader ? "leader" : "follower");
 		event_active(l->round_ev, 0, 0);
@@ -306,6 +322,22 @@ static int handle_msg(struct peer *p, struct msg *m)
 		return -1;
 	case MSG_KEEPALIVE:
 		return 0;
+	case MSG_PPETP:
+		if (xfer_recv(l, m) < 0) {
+			peer_close(p, "PPETP relay message from a node without a quantum link");
+			return -1;
+		}
+		return 0;
+	}
+	if (!l->quantum) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "%s message on a session without a quantum link",
+			 msg_type_name(m->type));
+		peer_close(p, why);
+		return -1;
+	}
+	switch (m->type) {
 	case MSG_VERIFY_REQ:
 		if (cache_handle_req(&l->cache, m, p->out) < 0) {
 			peer_close(p, l->cache.leader ? "verify request sent to the leader" :
@@ -486,8 +518,8 @@ void peer_dial(struct link *l)
 
 void peer_shutdown(struct kmsd *d)
 {
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct link *l = &d->links[i];
+	for (size_t i = 0; i < d->n_links + d->n_remotes; i++) {
+		struct link *l = i < d->n_links ? &d->links[i] : &d->remotes[i - d->n_links];
 
 		event_del(l->reconnect_ev);
 		if (l->peer) {

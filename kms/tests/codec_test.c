@@ -189,6 +189,29 @@ static void test_header_rejects(void **state)
 	assert_int_equal(codec_decode_header(h, sizeof(h), &type, &plen), CODEC_ETYPE);
 }
 
+/* MSG_PPETP carries one ppetp.h message as it is: 1..PPETP_MSG_MAX bytes. */
+static void test_ppetp_frame(void **state)
+{
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_PPETP;
+	in.ppetp.len = 5;
+	memcpy(in.ppetp.data, "\x01\x04\x00\x00\x09", 5);
+	roundtrip(&in, MSG_HDR_LEN + 5);
+	assert_memory_equal(buf, "\x01\x07\x00\x00\x00\x00\x00\x05\x01\x04", 10);
+	assert_int_equal(out.ppetp.len, 5);
+	assert_memory_equal(out.ppetp.data, in.ppetp.data, 5);
+	in.ppetp.len = PPETP_MSG_MAX;
+	roundtrip(&in, MSG_HDR_LEN + PPETP_MSG_MAX);
+	in.ppetp.len = PPETP_MSG_MAX + 1;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.ppetp.len = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	assert_int_equal(codec_decode_payload(MSG_PPETP, buf, 0, &out), CODEC_ELENGTH);
+	assert_int_equal(codec_decode_payload(MSG_PPETP, buf, PPETP_MSG_MAX + 1, &out),
+			 CODEC_ELENGTH);
+	assert_string_equal(msg_type_name(MSG_PPETP), "ppetp");
+}
+
 static void test_payload_rejects(void **state)
 {
 	uint8_t p[64] = { 0 };
@@ -287,6 +310,7 @@ int main(void)
 		cmocka_unit_test(test_route_advert_roundtrip),
 		cmocka_unit_test(test_dist_roundtrip),
 		cmocka_unit_test(test_header_rejects),
+		cmocka_unit_test(test_ppetp_frame),
 		cmocka_unit_test(test_payload_rejects),
 		cmocka_unit_test(test_encode_rejects),
 		cmocka_unit_test(test_stream_of_frames),

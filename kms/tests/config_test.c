@@ -103,12 +103,40 @@ static void test_errors(void **state)
 		{ "node x\nlisten 127.0.0.1:1\ntls-cert /c\n",
 		  "t.conf: missing required directive: `tls-cert, tls-key and tls-ca'" },
 		{ "node x\x01y\n", "t.conf:1: control character in word: `x\x01y'" },
+		{ BASE "remote\n", "t.conf:7: remote needs an id: `remote'" },
+		{ BASE "remote kms/c\n", "t.conf:7: invalid remote id: `kms/c'" },
+		{ BASE "remote kms-c\nremote kms-c\n", "t.conf:8: duplicate remote: `kms-c'" },
+		{ BASE "remote kms-c address 1.2.3.4\n",
+		  "t.conf:7: remote address is not host:port: `1.2.3.4'" },
+		{ BASE "remote kms-c qkd-sim unix:/s\n", "t.conf:7: unknown remote option: `qkd-sim'" },
+		{ BASE "remote kms-c qotp-peer\n", "t.conf:7: remote option needs a value: `qotp-peer'" },
+		{ BASE "remote kms-a\n", "t.conf: node is its own remote: `kms-a'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end a\nremote kms-b\n",
+		  "t.conf: remote is also a neighbour (a quantum-link neighbour needs no remote entry): `kms-b'" },
+		{ BASE "neighbour kms-b qkd-sim unix:/s end a qotp-peer 4\nremote kms-c qotp-peer 4\n",
+		  "t.conf: remote has the qotp-peer of neighbour kms-b: `kms-c'" },
+		{ BASE "remote kms-c qotp-peer 4\nremote kms-d qotp-peer 4\n",
+		  "t.conf: two remotes with the same qotp-peer: `kms-d'" },
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		assert_int_equal(parse(cases[i].text), -1);
 		assert_string_equal(err, cases[i].msg);
 	}
+}
+
+static void test_remote(void **state)
+{
+	assert_int_equal(parse(BASE "neighbour kms-b qkd-sim unix:/s end a qotp-peer 1\n"
+			       "remote kms-c address [::1]:7003 qotp-peer 2\nremote kms-d\n"), 0);
+	assert_int_equal(cf.n_rm, 2);
+	assert_string_equal(cf.rm[0].id, "kms-c");
+	assert_string_equal(cf.rm[0].address, "[::1]:7003");
+	assert_int_equal(cf.rm[0].qotp_peer, 2);
+	assert_string_equal(cf.rm[1].address, "");
+	assert_int_equal(cf.rm[1].qotp_peer, 0);
+	assert_ptr_equal(config_find_remote(&cf, "kms-d"), &cf.rm[1]);
+	assert_null(config_find_remote(&cf, "kms-b"));
 }
 
 static void test_limits(void **state)
@@ -150,6 +178,7 @@ int main(void)
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_remote),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_split_addr),
 	};
