@@ -12,7 +12,8 @@ struct qotp_kpiece {
 	u32 len;
 };
 
-/* dst[i] = src[i] ^ key[i]; dst may equal src. Word at a time, any alignment. */
+/* dst[i] = src[i] ^ key[i]; dst may equal src (no other overlap). 16 bytes at a time,
+ * any alignment. */
 void qotp_xor(u8 *dst, const u8 *src, const u8 *key, size_t len);
 
 /*

@@ -17,31 +17,45 @@
 
 MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
 
+#define XB	600
+
+/* qotp_xor() moves 64, 16, 8 then 1 byte at a time: every length up to past a few 64-byte
+ * rounds, each of the three pointers at every offset modulo 16 (or a spread of them). */
 static void xor_words_vs_bytes(struct kunit *test)
 {
-	u8 *src = kunit_kmalloc(test, 300, GFP_KERNEL), *key = kunit_kmalloc(test, 300, GFP_KERNEL);
-	u8 *dst = kunit_kmalloc(test, 300, GFP_KERNEL), *ref = kunit_kmalloc(test, 300, GFP_KERNEL);
+	u8 *src = kunit_kmalloc(test, XB, GFP_KERNEL), *key = kunit_kmalloc(test, XB, GFP_KERNEL);
+	u8 *dst = kunit_kmalloc(test, XB, GFP_KERNEL), *ref = kunit_kmalloc(test, XB, GFP_KERNEL);
 	unsigned int so, ko, doff, len, i;
 
 	KUNIT_ASSERT_TRUE(test, src && key && dst && ref);
-	get_random_bytes(src, 300);
-	get_random_bytes(key, 300);
-	for (so = 0; so < 8; so++)
-		for (ko = 0; ko < 8; ko++)
-			for (doff = 0; doff < 8; doff += 3)
-				for (len = 0; len < 200; len += 1 + len / 8) {
-					memset(dst, 0x5a, 300);
-					memcpy(ref, dst, 300);
+	get_random_bytes(src, XB);
+	get_random_bytes(key, XB);
+	for (so = 0; so < 16; so++)
+		for (ko = 0; ko < 16; ko += 5)
+			for (doff = 0; doff < 16; doff += 3)
+				for (len = 0; len < 560; len += 1 + len / 16) {
+					memset(dst, 0x5a, XB);
+					memcpy(ref, dst, XB);
 					for (i = 0; i < len; i++)
 						ref[doff + i] = src[so + i] ^ key[ko + i];
 					qotp_xor(dst + doff, src + so, key + ko, len);
-					KUNIT_ASSERT_MEMEQ(test, dst, ref, 300);
+					KUNIT_ASSERT_MEMEQ(test, dst, ref, XB);
 				}
-	/* In place, and twice is the identity. */
-	memcpy(dst, src, 300);
-	qotp_xor(dst, dst, key, 300);
-	qotp_xor(dst, dst, key, 300);
-	KUNIT_EXPECT_MEMEQ(test, dst, src, 300);
+	/* In place (dst == src) at every alignment and length class. */
+	for (so = 0; so < 16; so++)
+		for (len = 0; len < 560; len += 1 + len / 16) {
+			memcpy(dst, src, XB);
+			memcpy(ref, src, XB);
+			for (i = 0; i < len; i++)
+				ref[so + i] ^= key[(so * 7) % 16 + i];
+			qotp_xor(dst + so, dst + so, key + (so * 7) % 16, len);
+			KUNIT_ASSERT_MEMEQ(test, dst, ref, XB);
+		}
+	/* Twice is the identity. */
+	memcpy(dst, src, XB);
+	qotp_xor(dst, dst, key, XB);
+	qotp_xor(dst, dst, key, XB);
+	KUNIT_EXPECT_MEMEQ(test, dst, src, XB);
 }
 
 enum shape {
