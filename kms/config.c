@@ -56,6 +56,7 @@ void config_defaults(struct kms_config *cf)
 	cf->dist_block = 32768;
 	cf->dist_low = 64 * 1024;
 	cf->dist_target = 256 * 1024;
+	cf->ppetp_block = 4000;
 	cf->write_high_watermark = 1 << 20;
 }
 
@@ -337,6 +338,9 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 	} else if (!strcmp(w[0], "dist-target")) {
 		if (!(rc = set_uint(p, &v, "dist-target", w[1], 16, 1ULL << 32)))
 			cf->dist_target = v;
+	} else if (!strcmp(w[0], "ppetp-block")) {
+		if (!(rc = set_uint(p, &v, "ppetp-block", w[1], 16, 32768)))
+			cf->ppetp_block = (uint32_t)v;
 	} else if (!strcmp(w[0], "link-max-bytes")) {
 		if (!(rc = set_uint(p, &v, "link-max-bytes", w[1], 4096, 1ULL << 40)))
 			cf->link_max_bytes = v;

@@ -56,6 +56,7 @@ struct kms_config {
 	uint32_t dist_block;		/* key distribution: bytes per block pushed */
 	uint64_t dist_low;		/* refill an encrypt ring below this many bytes */
 	uint64_t dist_target;		/* ... up to this many */
+	uint32_t ppetp_block;		/* bytes per key transfer kdist starts for a remote pair */
 
 	struct kms_neighbour nb[KMS_MAX_NEIGHBOURS];
 	size_t n_nb;

@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Key distribution over a direct quantum link (Documentation/kms.md, "Key distribution"):
- * distrib.c's logic driven by the peer channel (MSG_DIST), the store and the qotp kernel
- * interface (kernel_keys.c).
+ * Key distribution (Documentation/kms.md, "Key distribution"): distrib.c's logic driven by
+ * the peer channel (MSG_DIST), the store and the qotp kernel interface (kernel_keys.c).
+ *
+ * A `remote ... qotp-peer N` pair (no quantum link) works the same way with PPETP transfer
+ * keys instead of link blocks: the encryptor offers only transfer keys it was the source
+ * of (the two-generals rule of ppetp.h: the destination of a transfer whose DONE was lost
+ * holds a key the source dropped, and that key is never offered), naming them by txid
+ * (source PPETP); the decryptor takes the key (peer, src = peer, txid). With none in stock
+ * the encryptor starts transfers (xfer_start, at most KD_MAX_XFER at a time, counted by
+ * dist_reserve) and refills when they commit (kd_xfer_done). Below, "link block" means
+ * the transfer key for such pairs.
+ *
+ * Quantum-link pairs:
  *
  * For a neighbour with `qotp-peer N`, verified link blocks feed the rings of local qotp
  * peer N: our encrypt ring (we are its encryptor: we assign its ids and OFFER each block,
@@ -34,6 +44,7 @@
 #include "log.h"
 
 #define KD_MAX_INFLIGHT 8
+#define KD_MAX_XFER 4			/* PPETP transfers under way per remote pair */
 #define KD_OFFER_TIMEOUT_MS 5000
 #define KD_RETRY_S 2
 
@@ -57,6 +68,8 @@ struct kd_link {
 	size_t n_map[2];
 	uint64_t delivered_bytes[2], delivered_blocks[2];	/* pushed into the kernel */
 	uint64_t consumed, burnt, push_errors;
+	/* remote pairs: PPETP transfers this pair started to get key material */
+	uint64_t xfer_inflight, xfer_reserved, xfer_started, xfer_failed;
 	char last_error[128];
 };
 
@@ -73,6 +86,17 @@ struct kd {
 static struct kd_link *kd_of(struct link *l)
 {
 	return l->kd;
+}
+
+/* Every session-holding node: neighbours first, then remotes. */
+static size_t kd_count(const struct kmsd *d)
+{
+	return d->n_links + d->n_remotes;
+}
+
+static struct link *kd_at(struct kmsd *d, size_t i)
+{
+	return i < d->n_links ? &d->links[i] : &d->remotes[i - d->n_links];
 }
 
 static void set_err(struct kd_link *k, const char *what, int err)
@@ -124,13 +148,31 @@ static void load_persist(struct kd_link *k)
 	fclose(f);
 }
 
-static void burn(struct kd_link *k, uint64_t link_id)
+/*
+ * The store side of a block that is done with (dir: the ring it was for). Quantum pairs:
+ * the link block. Remote pairs: the transfer key, whose source is the encryptor (us for
+ * our encrypt ring, the peer for our decrypt ring). 0 consumed, else not.
+ */
+static int store_done(struct kd_link *k, int dir, uint64_t ref)
 {
 	struct kmsd *d = k->l->d;
+	int rc;
 
-	if (store_consume(d->st, k->l->nb.id, link_id) < 0)
-		log_warnx("link %s: cannot consume block %" PRIu64 ": %s", k->l->nb.id, link_id,
-			  store_errmsg(d->st));
+	if (k->l->quantum)
+		rc = store_consume(d->st, k->l->nb.id, ref);
+	else
+		rc = store_xfer_consume(d->st, k->l->nb.id,
+					dir == DIST_OUT ? d->cf.node_id : k->l->nb.id, ref);
+	if (rc < 0)
+		log_warnx("%s %s: cannot consume %s %" PRIu64 ": %s",
+			  k->l->quantum ? "link" : "remote", k->l->nb.id,
+			  k->l->quantum ? "block" : "transfer key", ref, store_errmsg(d->st));
+	return rc;
+}
+
+static void burn(struct kd_link *k, int dir, uint64_t ref)
+{
+	store_done(k, dir, ref);
 	k->burnt++;
 }
 
@@ -194,16 +236,56 @@ static int my_parity(const struct kd_link *k)
 	return k->l->cache.leader ? 0 : 1;
 }
 
-/* Encryptor: offers link blocks until distrib says the ring will be full enough. */
+/*
+ * Remote pair, no transfer key of ours in stock: start PPETP transfers to the peer for
+ * what the ring still needs (dist_reserve counts them as coming). kd_xfer_done follows.
+ */
+/* Bytes of every transfer kdist starts (ppetp-block is not reloaded: this stays fixed). */
+static uint32_t xfer_len(const struct kmsd *d)
+{
+	return d->cf.ppetp_block < d->cf.dist_block ? d->cf.ppetp_block : d->cf.dist_block;
+}
+
+static void request_xfers(struct kd_link *k)
+{
+	struct kmsd *d = k->l->d;
+	uint32_t len = xfer_len(d);
+	int rc;
+
+	while (k->dp && k->xfer_inflight < KD_MAX_XFER && dist_need(k->dp) > 0) {
+		rc = xfer_start(d, k->l->nb.id, len, KD_XFER_COOKIE);
+		if (rc) {
+			set_err(k, "cannot start a key transfer", -rc);
+			return;
+		}
+		k->xfer_inflight++;
+		k->xfer_started++;
+		k->xfer_reserved += len;
+		dist_reserve(k->dp, len);
+	}
+}
+
+/* Takes key material for one offer: a link block of our parity, or a transfer key we sourced. */
+static int take_material(struct kd_link *k, struct store_block *b)
+{
+	struct kmsd *d = k->l->d;
+	size_t n = 0;
+
+	if (k->l->quantum)
+		return store_take_parity(d->st, k->l->nb.id, my_parity(k), 1, b, 1, &n) < 0 || n == 0;
+	/* Only keys we were the source of: the destination of a lost DONE never offers. */
+	return store_xfer_take(d->st, k->l->nb.id, d->cf.node_id, 0, b) != 0;
+}
+
+/* Encryptor: offers key blocks until distrib says the ring will be full enough. */
 static void refill(struct kd_link *k)
 {
 	struct kmsd *d = k->l->d;
 	struct store_block *b = d->kd->blk;
 	struct msg *m = d->kd->msg;
 	uint64_t id;
-	size_t n;
 
-	while (k->dp && k->l->peer && d->kd->kk && dist_need(k->dp) > 0) {
+	while (k->dp && k->l->peer && k->l->peer->hello_rx && d->kd->kk && dist_need(k->dp) > 0) {
 		struct kd_pending *p = NULL;		/* a free slot has key == NULL */
 		uint32_t len;
 
@@ -212,19 +294,23 @@ static void refill(struct kd_link *k)
 				p = &k->pend[i];
 		if (!p)
 			return;
-		if (store_take_parity(d->st, k->l->nb.id, my_parity(k), 1, b, 1, &n) < 0 || n == 0)
-			return;		/* no verified key yet: the next caching round calls us */
+		if (take_material(k, b)) {
+			/* links: the next caching round calls us; remotes: transfer some */
+			if (!k->l->quantum)
+				request_xfers(k);
+			return;
+		}
 		len = b->len < d->cf.dist_block ? b->len : d->cf.dist_block;
 		if (dist_assign(k->dp, len, (uint64_t)mono_ms(), &id) || persist(k)) {
 			set_err(k, "cannot assign or persist a ring id", errno ? errno : EIO);
 			explicit_bzero(b->key, b->len);
-			burn(k, b->id);
+			burn(k, DIST_OUT, b->id);
 			return;
 		}
 		p->key = malloc(len);
 		if (!p->key) {
 			explicit_bzero(b->key, b->len);
-			burn(k, b->id);
+			burn(k, DIST_OUT, b->id);
 			return;
 		}
 		memcpy(p->key, b->key, len);
@@ -239,7 +325,7 @@ static void refill(struct kd_link *k)
 		snprintf(m->dist.dec, sizeof(m->dist.dec), "%s", k->l->nb.id);
 		m->dist.id = id;
 		m->dist.len = len;
-		m->dist.source = DIST_SRC_LINK;
+		m->dist.source = k->l->quantum ? DIST_SRC_LINK : DIST_SRC_PPETP;
 		m->dist.ref = b->id;
 		m->dist.ref_off = 0;
 		if (peer_send(k->l->peer, m) < 0)
@@ -271,30 +357,39 @@ static void on_offer(struct kd_link *k, const struct dist_msg *dm)
 {
 	struct kmsd *d = k->l->d;
 	struct store_block *b = d->kd->blk;
-	int rc;
+	int rc, bad_source;
 
-	if (dist_check_offer(k->dp, dm->id, dm->len) || dm->source != DIST_SRC_LINK ||
-	    dm->ref_off != 0 || (int)(dm->ref & 1) == my_parity(k) || !d->kd->kk) {
+	/* links: a block of the peer's parity; remotes: a transfer key the peer sourced */
+	if (k->l->quantum)
+		bad_source = dm->source != DIST_SRC_LINK || (int)(dm->ref & 1) == my_parity(k);
+	else
+		bad_source = dm->source != DIST_SRC_PPETP;
+	if (dist_check_offer(k->dp, dm->id, dm->len) || bad_source || dm->ref_off != 0 ||
+	    !d->kd->kk) {
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
-	rc = store_take_id(d->st, k->l->nb.id, dm->ref, b);
+	if (k->l->quantum)
+		rc = store_take_id(d->st, k->l->nb.id, dm->ref, b);
+	else
+		rc = store_xfer_take(d->st, k->l->nb.id, k->l->nb.id, dm->ref, b);
 	if (rc != 0) {
-		log_warnx("link %s: offer %" PRIu64 " names link block %" PRIu64
-			  " we do not hold verified", k->l->nb.id, dm->id, dm->ref);
+		log_warnx("%s %s: offer %" PRIu64 " names %s %" PRIu64 " we do not hold",
+			  k->l->quantum ? "link" : "remote", k->l->nb.id, dm->id,
+			  k->l->quantum ? "link block" : "transfer key", dm->ref);
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
 	if (dm->len > b->len || dist_in_accepted(k->dp, dm->id) || persist(k)) {
 		explicit_bzero(b->key, b->len);
-		burn(k, b->id);
+		burn(k, DIST_IN, dm->ref);
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
 	rc = push(k, QOTP_DIR_DECRYPT, dm->id, b->key, dm->len);
 	explicit_bzero(b->key, b->len);
 	if (rc) {
-		burn(k, dm->ref);
+		burn(k, DIST_IN, dm->ref);
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
@@ -318,7 +413,7 @@ static void on_accept(struct kd_link *k, uint64_t id)
 	if (dist_offer_accepted(k->dp, id, &len) || len != p->len ||
 	    push(k, QOTP_DIR_ENCRYPT, id, p->key, p->len)) {
 		pend_free(p);
-		burn(k, link_id);
+		burn(k, DIST_OUT, link_id);
 		return;
 	}
 	dist_pushed(k->dp, DIST_OUT, id, len);
@@ -338,7 +433,7 @@ static void on_reject(struct kd_link *k, uint64_t id)
 		uint64_t link_id = p->link_id;
 
 		pend_free(p);
-		burn(k, link_id);
+		burn(k, DIST_OUT, link_id);
 	}
 }
 
@@ -351,11 +446,11 @@ static void drop_cb(void *arg, enum dist_dir dir, uint64_t id)
 	if (dir == DIST_OUT && (p = pend_find(k, id))) {
 		link_id = p->link_id;
 		pend_free(p);
-		burn(k, link_id);
+		burn(k, DIST_OUT, link_id);
 		return;
 	}
 	if (map_take(k, dir, id, &link_id) == 0)
-		burn(k, link_id);
+		burn(k, dir, link_id);
 }
 
 int kd_recv(struct link *l, const struct msg *m)
@@ -411,9 +506,9 @@ int kd_recv(struct link *l, const struct msg *m)
 
 static struct kd_link *kd_by_peer(struct kmsd *d, uint32_t peer)
 {
-	for (size_t i = 0; i < d->n_links; i++)
-		if (d->links[i].kd && d->links[i].nb.qotp_peer == peer)
-			return d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++)
+		if (kd_at(d, i)->kd && kd_at(d, i)->nb.qotp_peer == peer)
+			return kd_at(d, i)->kd;
 	return NULL;
 }
 
@@ -452,17 +547,18 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		dist_released(k->dp, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids,
 			      ev->n_ids);
 		for (size_t i = 0; i < ev->n_ids; i++) {
-			if (map_take(k, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids[i],
-				     &link_id) == 0 &&
-			    store_consume(d->st, k->l->nb.id, link_id) == 0)
+			int dir = ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN;
+
+			if (map_take(k, dir, ev->ids[i], &link_id) == 0 &&
+			    store_done(k, dir, link_id) == 0)
 				k->consumed++;
 		}
 		return;
 	case KK_EV_FLUSHED:
-		for (size_t i = 0; i < d->n_links; i++) {
-			struct kd_link *x = d->links[i].kd;
+		for (size_t i = 0; i < kd_count(d); i++) {
+			struct kd_link *x = kd_at(d, i)->kd;
 
-			if (!x || (ev->peer && d->links[i].nb.qotp_peer != ev->peer))
+			if (!x || (ev->peer && kd_at(d, i)->nb.qotp_peer != ev->peer))
 				continue;
 			if (ev->dir < 0 || ev->dir == QOTP_DIR_ENCRYPT)
 				kernel_lost(x, DIST_OUT);
@@ -473,11 +569,11 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		return;
 	case KK_EV_OVERRUN:
 		log_warnx("kernel events overrun: re-reading ring levels");
-		for (size_t i = 0; i < d->n_links; i++) {
-			struct kd_link *x = d->links[i].kd;
+		for (size_t i = 0; i < kd_count(d); i++) {
+			struct kd_link *x = kd_at(d, i)->kd;
 			uint64_t last, avail;
 
-			if (x && x->dp && kk_ring_info(d->kd->kk, d->links[i].nb.qotp_peer,
+			if (x && x->dp && kk_ring_info(d->kd->kk, kd_at(d, i)->nb.qotp_peer,
 						       QOTP_DIR_ENCRYPT, &last, &avail) == 0) {
 				dist_kernel_level(x->dp, avail);
 				refill(x);
@@ -522,8 +618,10 @@ static void pair_start(struct kd_link *k)
 	}
 	dist_kernel_level(k->dp, avail);
 	k->last_error[0] = '\0';
-	log_info("link %s: key distribution to qotp peer %u (encrypt ids from %" PRIu64
-		 ", decrypt above %" PRIu64 ")", k->l->nb.id, k->l->nb.qotp_peer,
+	k->xfer_reserved = 0;		/* a new pair: transfers in flight are not counted */
+	log_info("%s %s: key distribution to qotp peer %u from %s (encrypt ids from %" PRIu64
+		 ", decrypt above %" PRIu64 ")", k->l->quantum ? "link" : "remote", k->l->nb.id,
+		 k->l->nb.qotp_peer, k->l->quantum ? "link key" : "PPETP transfer keys",
 		 k->ps.out_next_id, k->ps.in_last_id);
 	refill(k);
 }
@@ -552,8 +650,8 @@ void kd_kernel_close(struct kmsd *d)
 		kk_close(kd->kk);
 		kd->kk = NULL;
 	}
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct kd_link *k = d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct kd_link *k = kd_at(d, i)->kd;
 
 		if (!k || !k->dp)
 			continue;
@@ -563,6 +661,7 @@ void kd_kernel_close(struct kmsd *d)
 				drop_cb(k, DIST_OUT, k->pend[j].ring_id);
 		dist_pair_free(k->dp);
 		k->dp = NULL;
+		k->xfer_reserved = 0;
 	}
 	evtimer_add(kd->retry_ev, &tv);
 }
@@ -594,8 +693,8 @@ static void retry_cb(evutil_socket_t fd, short ev, void *arg)
 		event_add(kd->kk_ev, NULL);
 		log_info("key distribution: connected to the qotp module");
 	}
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct kd_link *k = d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct kd_link *k = kd_at(d, i)->kd;
 
 		if (k && !k->dp)
 			pair_start(k);
@@ -609,8 +708,8 @@ int kd_init(struct kmsd *d)
 	struct kd *kd;
 	int any = 0;
 
-	for (size_t i = 0; i < d->n_links; i++)
-		any |= d->links[i].nb.qotp_peer != 0;
+	for (size_t i = 0; i < kd_count(d); i++)
+		any |= kd_at(d, i)->nb.qotp_peer != 0;
 	if (!any)
 		return 0;
 	kd = calloc(1, sizeof(*kd));
@@ -623,8 +722,8 @@ int kd_init(struct kmsd *d)
 	kd->retry_ev = evtimer_new(d->base, retry_cb, d);
 	if (!kd->blk || !kd->msg || !kd->retry_ev)
 		return -1;
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct link *l = &d->links[i];
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct link *l = kd_at(d, i);
 		struct kd_link *k;
 
 		if (!l->nb.qotp_peer)
@@ -650,8 +749,8 @@ void kd_free(struct kmsd *d)
 
 	if (!kd)
 		return;
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct kd_link *k = d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct kd_link *k = kd_at(d, i)->kd;
 
 		if (!k)
 			continue;
@@ -661,7 +760,7 @@ void kd_free(struct kmsd *d)
 		free(k->map[0]);
 		free(k->map[1]);
 		free(k);
-		d->links[i].kd = NULL;
+		kd_at(d, i)->kd = NULL;
 	}
 	if (kd->kk_ev)
 		event_free(kd->kk_ev);
@@ -690,10 +789,29 @@ void kd_kick(struct link *l)
 		refill(l->kd);
 }
 
+void kd_xfer_done(struct kmsd *d, const char *peer, int ok)
+{
+	struct link *l = kmsd_find_link(d, peer);
+	struct kd_link *k = l && d->kd ? l->kd : NULL;
+	uint32_t len = xfer_len(d);
+
+	if (!k)
+		return;
+	if (k->xfer_inflight)
+		k->xfer_inflight--;
+	if (!ok)
+		k->xfer_failed++;
+	if (k->dp && k->xfer_reserved >= len) {
+		k->xfer_reserved -= len;
+		dist_reserve(k->dp, -(int64_t)len);
+	}
+	refill(k);
+}
+
 void kd_tick(struct kmsd *d)
 {
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct kd_link *k = d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct kd_link *k = kd_at(d, i)->kd;
 
 		if (k && k->dp) {
 			dist_tick(k->dp, (uint64_t)mono_ms(), drop_cb, k);
@@ -730,8 +848,8 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 	} else {
 		evbuffer_add_printf(o, "kernel: %s\n", kstate);
 	}
-	for (size_t i = 0; i < d->n_links; i++) {
-		struct kd_link *k = d->links[i].kd;
+	for (size_t i = 0; i < kd_count(d); i++) {
+		struct kd_link *k = kd_at(d, i)->kd;
 		struct dist_stats s;
 
 		if (!k)
@@ -742,6 +860,12 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 		if (json) {
 			evbuffer_add_printf(o, "%s{\"neighbour\":", first ? "" : ",");
 			json_s(o, k->l->nb.id);
+			evbuffer_add_printf(o, ",\"via\":\"%s\",\"xfer_started\":%llu,"
+					    "\"xfer_failed\":%llu,\"xfer_inflight\":%llu",
+					    k->l->quantum ? "link" : "ppetp",
+					    (unsigned long long)k->xfer_started,
+					    (unsigned long long)k->xfer_failed,
+					    (unsigned long long)k->xfer_inflight);
 			evbuffer_add_printf(o, ",\"qotp_peer\":%u,\"active\":%s,\"peer_up\":%s,"
 				"\"next_out_id\":%llu,\"last_in_id\":%llu,"
 				"\"delivered_out_bytes\":%llu,\"delivered_out_blocks\":%llu,"
@@ -765,13 +889,15 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 			json_s(o, k->last_error);
 			evbuffer_add_printf(o, "}");
 		} else {
-			evbuffer_add_printf(o, "pair %s (qotp peer %u): %s, peer %s\n"
+			evbuffer_add_printf(o, "pair %s (qotp peer %u, %s): %s, peer %s\n"
 				"  encrypt ring: %llu bytes in %llu blocks delivered, next id %llu, "
 				"level ~%llu, %u offers in flight\n"
 				"  decrypt ring: %llu bytes in %llu blocks delivered, last id %llu\n"
 				"  offers %llu accepted %llu rejected %llu expired %llu; "
 				"released %llu consumed %llu burnt %llu push errors %llu\n",
-				k->l->nb.id, k->l->nb.qotp_peer, k->dp ? "active" : "waiting",
+				k->l->nb.id, k->l->nb.qotp_peer,
+				k->l->quantum ? "link key" : "PPETP transfer keys",
+				k->dp ? "active" : "waiting",
 				k->l->peer ? "up" : "down",
 				(unsigned long long)k->delivered_bytes[DIST_OUT],
 				(unsigned long long)k->delivered_blocks[DIST_OUT],
@@ -784,6 +910,11 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 				(unsigned long long)s.rejected, (unsigned long long)s.expired,
 				(unsigned long long)s.released, (unsigned long long)k->consumed,
 				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
+			if (!k->l->quantum)
+				evbuffer_add_printf(o, "  transfers: %llu started, %llu failed, "
+					"%llu under way\n", (unsigned long long)k->xfer_started,
+					(unsigned long long)k->xfer_failed,
+					(unsigned long long)k->xfer_inflight);
 			if (k->last_error[0])
 				evbuffer_add_printf(o, "  last error: %s\n", k->last_error);
 		}

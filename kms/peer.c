@@ -5,8 +5,9 @@
  * (SAN DNS or CN equal to its node id); the first message must then be a HELLO naming that
  * same node. Every refusal is logged with its reason. The end with the smaller id dials (and
  * leads key caching); the other accepts, so there is one connection per node pair.
- * Sessions with remotes (no quantum link) carry only keepalives and the end-to-end PPETP
- * messages: no key caching, no route adverts, no RELAY.
+ * Sessions with remotes (no quantum link) carry only keepalives, the end-to-end PPETP
+ * messages and key distribution of transfer keys: no key caching, no route adverts, no
+ * RELAY.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -307,6 +308,7 @@ static int handle_msg(struct peer *p, struct msg *m)
 		if (!l->quantum) {
 			log_info("remote %s: peer up (end-to-end session, no quantum link)",
 				 l->nb.id);
+			kd_peer_up(l);
 			return 0;
 		}
 		log_info("link %s: peer up (%s of key caching)", l->nb.id,
@@ -325,6 +327,12 @@ static int handle_msg(struct peer *p, struct msg *m)
 	case MSG_PPETP:
 		if (xfer_recv(l, m) < 0) {
 			peer_close(p, "PPETP relay message from a node without a quantum link");
+			return -1;
+		}
+		return 0;
+	case MSG_DIST:		/* neighbours: link keys; remotes: PPETP transfer keys */
+		if (kd_recv(l, m) < 0) {
+			peer_close(p, "key distribution message for another pair");
 			return -1;
 		}
 		return 0;
@@ -359,12 +367,6 @@ static int handle_msg(struct peer *p, struct msg *m)
 	case MSG_ROUTE_ADVERT:
 		if (routing_recv(l, m) < 0) {
 			peer_close(p, "route advert from another origin than the peer");
-			return -1;
-		}
-		return 0;
-	case MSG_DIST:
-		if (kd_recv(l, m) < 0) {
-			peer_close(p, "key distribution message for another pair");
 			return -1;
 		}
 		return 0;

@@ -27,6 +27,7 @@
 #include <openssl/evp.h>
 
 #include "codec.h"
+#include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
 #include "ppetp.h"
@@ -182,7 +183,9 @@ static void op_commit(void *arg, const char *peer, const char *src, uint64_t txi
 			 strcmp(src, x->d->cf.node_id) ? "from" : "to", peer, len, fp[0], fp[1],
 			 fp[2], fp[3], fp[4], fp[5], fp[6], fp[7]);
 	}
-	if (cookie)
+	if (cookie == KD_XFER_COOKIE)
+		kd_xfer_done(x->d, peer, rc == 0);
+	else if (cookie)
 		ctl_xfer_done(x->d, cookie, rc < 0 ? -EIO : 0, peer, txid, len, fp);
 }
 
@@ -197,7 +200,9 @@ static void op_failed(void *arg, uint64_t cookie, const char *dst, int err)
 	else
 		x->failed_other++;
 	log_warnx("transfer to %s failed after every attempt: %s", dst, strerror(-err));
-	if (cookie)
+	if (cookie == KD_XFER_COOKIE)
+		kd_xfer_done(x->d, dst, 0);
+	else if (cookie)
 		ctl_xfer_done(x->d, cookie, err, dst, 0, 0, NULL);
 }
 

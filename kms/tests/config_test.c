@@ -137,6 +137,11 @@ static void test_remote(void **state)
 	assert_int_equal(cf.rm[1].qotp_peer, 0);
 	assert_ptr_equal(config_find_remote(&cf, "kms-d"), &cf.rm[1]);
 	assert_null(config_find_remote(&cf, "kms-b"));
+	assert_int_equal(cf.ppetp_block, 4000);
+	assert_int_equal(parse(BASE "ppetp-block 16\n"), 0);
+	assert_int_equal(cf.ppetp_block, 16);
+	assert_int_equal(parse(BASE "ppetp-block 32769\n"), -1);
+	assert_string_equal(err, "t.conf:7: ppetp-block out of range [16, 32768]: `32769'");
 }
 
 static void test_limits(void **state)
