@@ -889,16 +889,15 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 			json_s(o, k->last_error);
 			evbuffer_add_printf(o, "}");
 		} else {
-			evbuffer_add_printf(o, "pair %s (qotp peer %u, %s): %s, peer %s\n"
+			evbuffer_add_printf(o, "pair %s (qotp peer %u): %s, peer %s, key from %s\n"
 				"  encrypt ring: %llu bytes in %llu blocks delivered, next id %llu, "
 				"level ~%llu, %u offers in flight\n"
 				"  decrypt ring: %llu bytes in %llu blocks delivered, last id %llu\n"
 				"  offers %llu accepted %llu rejected %llu expired %llu; "
 				"released %llu consumed %llu burnt %llu push errors %llu\n",
-				k->l->nb.id, k->l->nb.qotp_peer,
-				k->l->quantum ? "link key" : "PPETP transfer keys",
-				k->dp ? "active" : "waiting",
+				k->l->nb.id, k->l->nb.qotp_peer, k->dp ? "active" : "waiting",
 				k->l->peer ? "up" : "down",
+				k->l->quantum ? "link key" : "PPETP transfer keys",
 				(unsigned long long)k->delivered_bytes[DIST_OUT],
 				(unsigned long long)k->delivered_blocks[DIST_OUT],
 				(unsigned long long)k->ps.out_next_id, (unsigned long long)s.level,
