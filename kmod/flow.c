@@ -107,8 +107,10 @@ int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 
 		if (n && s->ref.block_id == lastblk && koff == lastoff) {
 			pc[n - 1].len += k;
 		} else {
-			if (n == 2)
+			if (n == 2) {
+				d->n = 2;	/* what the first two runs cover */
 				return -E2BIG;
+			}
 			pc[n].key = s->ref.key + soff;
 			pc[n].len = k;
 			d->run[n].seq = pos;

@@ -115,7 +115,9 @@ void qotp_flows_end_peer(struct qotp_flow_table *ft, struct qotp_peer *peer);
  * Bytes skipped between the last reservation and @seq (a segment we dropped, or lost
  * before us) get their key reserved too, in stream order, for when they come.
  * -ENOKEY: ring empty (what was reserved stays for the retransmission); -E2BIG: more
- * than two runs (segment it); -ESTALE: bytes whose key was already released; -ERANGE:
+ * than two runs (segment it, or cut it: @d and @pc then hold the first two runs, which
+ * cover @pc[0].len + @pc[1].len bytes from @seq); -ESTALE: bytes whose key was already
+ * released; -ERANGE:
  * implausibly far ahead; -ENOSPC: too many unacknowledged spans; -ENOMEM.
  */
 int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 len,

@@ -64,36 +64,116 @@ struct seg {
 
 enum verdict { V_ACCEPT, V_DROP, V_SEGMENT };
 
+/*
+ * The options of a header with no room left for @opt, rebuilt into @out with room: the
+ * NOPs go (they only align), every other option stays, in order, except that SACK keeps
+ * only as many blocks, the first ones (RFC 2018: the first reports the most recent
+ * data), as fit beside @opt; then @opt without its leading NOPs, then NOPs to a multiple
+ * of 4. Leaving SACK blocks out is always correct TCP: they are advice to the sender,
+ * which then recovers from duplicate ACKs and timeouts alone. Returns the new length of
+ * the option area, or -E2BIG if even that does not fit (or the old options are broken).
+ */
+static int rebuild_opts(const u8 *old, unsigned int oldlen, const u8 *opt, unsigned int olen,
+			u8 out[MAX_TCP_OPTION_SPACE], unsigned int *sack_cut)
+{
+	unsigned int n = 0, i = 0, sacklen = 0, sack_at = 0, blocks, keep, room;
+
+	while (olen && *opt == TCPOPT_NOP) {
+		opt++;
+		olen--;
+	}
+	while (i < oldlen && old[i] != TCPOPT_EOL) {
+		u8 l;
+
+		if (old[i] == TCPOPT_NOP) {
+			i++;
+			continue;
+		}
+		if (oldlen - i < 2)
+			return -E2BIG;
+		l = old[i + 1];
+		if (l < 2 || l > oldlen - i)
+			return -E2BIG;
+		if (old[i] == TCPOPT_SACK) {
+			if (sacklen || (l - 2) % TCPOLEN_SACK_PERBLOCK)
+				return -E2BIG;
+			sacklen = l;
+			sack_at = i;
+		} else {
+			if (n + l > MAX_TCP_OPTION_SPACE)
+				return -E2BIG;
+			memcpy(out + n, old + i, l);
+			n += l;
+		}
+		i += l;
+	}
+	if (n + olen > MAX_TCP_OPTION_SPACE)
+		return -E2BIG;
+	room = MAX_TCP_OPTION_SPACE - n - olen;
+	blocks = sacklen ? (sacklen - 2) / TCPOLEN_SACK_PERBLOCK : 0;
+	keep = room >= TCPOLEN_SACK_BASE + TCPOLEN_SACK_PERBLOCK ?
+	       min(blocks, (room - TCPOLEN_SACK_BASE) / TCPOLEN_SACK_PERBLOCK) : 0;
+	if (keep) {
+		memcpy(out + n, old + sack_at, TCPOLEN_SACK_BASE + keep * TCPOLEN_SACK_PERBLOCK);
+		out[n + 1] = TCPOLEN_SACK_BASE + keep * TCPOLEN_SACK_PERBLOCK;
+		n += out[n + 1];
+	}
+	*sack_cut = blocks - keep;
+	memcpy(out + n, opt, olen);
+	n += olen;
+	while (n % 4)
+		out[n++] = TCPOPT_NOP;
+	return n;
+}
+
 int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
-		     unsigned int olen, u8 pf)
+		     unsigned int olen, u8 pf, unsigned int *sack_cut)
 {
 	struct tcphdr *th = (struct tcphdr *)(skb->data + thoff);
-	unsigned int hdrlen = thoff + th->doff * 4;
+	unsigned int oldlen = th->doff * 4 - sizeof(*th), newlen, grow;
+	bool rebuild = oldlen + olen > MAX_TCP_OPTION_SPACE;
+	u8 rebuilt[MAX_TCP_OPTION_SPACE];
+	int n;
 
-	if (th->doff * 4 + olen > 60 || olen % 4)
+	*sack_cut = 0;
+	if (olen % 4 || olen > MAX_TCP_OPTION_SPACE)
 		return -E2BIG;
-	if (skb_cow_head(skb, olen))
+	if (!rebuild) {
+		newlen = oldlen + olen;
+	} else {
+		/* Timestamps and SACK blocks (or other options) fill the header. */
+		n = rebuild_opts((u8 *)(th + 1), oldlen, opt, olen, rebuilt, sack_cut);
+		if (n < 0)
+			return n;
+		newlen = max_t(unsigned int, n, oldlen);
+		memset(rebuilt + n, TCPOPT_NOP, newlen - n);
+	}
+	grow = newlen - oldlen;
+	if (skb_cow_head(skb, grow))
 		return -ENOMEM;
-	/* Move the IP and TCP headers down by olen and put the option where they ended:
+	/* Move the IP and TCP headers down by grow and put the options where they ended:
 	 * the payload stays where it is, shared or not. */
-	skb_push(skb, olen);
-	memmove(skb->data, skb->data + olen, hdrlen);
-	skb->network_header -= olen;
-	skb->transport_header -= olen;
+	skb_push(skb, grow);
+	memmove(skb->data, skb->data + grow, thoff + sizeof(*th) + oldlen);
+	skb->network_header -= grow;
+	skb->transport_header -= grow;
 	th = (struct tcphdr *)(skb->data + thoff);
-	memcpy(skb->data + hdrlen, opt, olen);
-	th->doff += olen / 4;
+	if (rebuild)
+		memcpy(th + 1, rebuilt, newlen);
+	else
+		memcpy((u8 *)(th + 1) + oldlen, opt, olen);
+	th->doff = (sizeof(*th) + newlen) / 4;
 	if (pf == NFPROTO_IPV4) {
 		struct iphdr *iph = ip_hdr(skb);
 
-		iph->tot_len = htons(ntohs(iph->tot_len) + olen);
+		iph->tot_len = htons(ntohs(iph->tot_len) + grow);
 		ip_send_check(iph);
 	} else {
 		struct ipv6hdr *ip6h = ipv6_hdr(skb);
 
-		ip6h->payload_len = htons(ntohs(ip6h->payload_len) + olen);
+		ip6h->payload_len = htons(ntohs(ip6h->payload_len) + grow);
 	}
-	return 0;
+	return grow;
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_tcp_add_opt);
 
@@ -135,6 +215,35 @@ static void count(struct qotp_peer *peer, enum qotp_stat s)
 	qotp_stat_add(peer, s, 1);
 }
 
+/*
+ * Cuts the payload of a segment toward the peer to its first @keep bytes; 0 leaves a pure
+ * ACK. TCP stays right: the receiver acknowledges what it got (for 0, an old segment, it
+ * answers with a duplicate ACK saying how far it is) and the sender sends the rest again.
+ * A FIN sits after the last byte, so it goes with the bytes cut off.
+ */
+static int trim_payload(struct sk_buff *skb, const struct seg *sg, unsigned int keep)
+{
+	struct tcphdr *th;
+
+	if (skb_ensure_writable(skb, sg->hdrlen) || pskb_trim(skb, sg->hdrlen + keep))
+		return -ENOMEM;
+	if (skb_is_gso(skb) && keep <= skb_shinfo(skb)->gso_size)
+		skb_gso_reset(skb);
+	th = (struct tcphdr *)(skb->data + sg->thoff);
+	th->fin = 0;
+	if (!keep)
+		th->psh = 0;
+	if (sg->pf == NFPROTO_IPV4) {
+		struct iphdr *iph = ip_hdr(skb);
+
+		iph->tot_len = htons(skb->len);
+		ip_send_check(iph);
+	} else {
+		ipv6_hdr(skb)->payload_len = htons(skb->len - sizeof(struct ipv6hdr));
+	}
+	return 0;
+}
+
 static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
 			    u32 seq, u32 plen)
 {
@@ -143,7 +252,8 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 	struct qotp_kpiece pc[2];
 	struct qotp_desc d;
 	u8 opt[QOTP_OPT_SPACE];
-	int olen, err;
+	unsigned int sack_cut;
+	int olen, grow, err;
 
 	err = qotp_flow_enc_map(f, ring, seq, plen, &d, pc);
 	switch (err) {
@@ -157,8 +267,30 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 	case -E2BIG:
 		if (skb_is_gso(skb))
 			return V_SEGMENT;
-		fallthrough;
+		/* A retransmission TCP built from several segments whose key lies in more
+		 * than two runs: send what the first two describe. */
+		if (trim_payload(skb, sg, pc[0].len + pc[1].len)) {
+			count(peer, QOTP_STAT_DROP_NOMEM);
+			return V_DROP;
+		}
+		count(peer, QOTP_STAT_TRIMMED);
+		plen = pc[0].len + pc[1].len;
+		break;
 	case -ESTALE:
+		/* Bytes whose key is gone: the peer side acknowledged them, so this is a
+		 * retransmission after that ACK got lost on its way to the sender. Dropping
+		 * it could leave the sender waiting for that ACK forever; without payload it
+		 * draws a duplicate ACK from the receiver, which tells the sender. A GSO
+		 * packet may carry new bytes too: those are sent, each segment on its own. */
+		if (skb_is_gso(skb))
+			return V_SEGMENT;
+		if (trim_payload(skb, sg, 0)) {
+			count(peer, QOTP_STAT_DROP_NOMEM);
+			return V_DROP;
+		}
+		count(peer, QOTP_STAT_STALE);
+		qotp_csum_partial(skb, sg->thoff, sg->pf);
+		return V_ACCEPT;
 	case -ERANGE:
 	case -ENOSPC:
 		count(peer, QOTP_STAT_DROP_OTHER);
@@ -175,12 +307,14 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO. */
 	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + olen > IP_MAX_MTU)
 		return V_SEGMENT;
-	err = qotp_tcp_add_opt(skb, sg->thoff, opt, olen, sg->pf);
-	if (err) {
-		count(peer, err == -E2BIG ? QOTP_STAT_DROP_OTHER : QOTP_STAT_DROP_NOMEM);
+	grow = qotp_tcp_add_opt(skb, sg->thoff, opt, olen, sg->pf, &sack_cut);
+	if (grow < 0) {
+		count(peer, grow == -E2BIG ? QOTP_STAT_DROP_OTHER : QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
 	}
-	err = qotp_xor_skb(skb, sg->hdrlen + olen, plen, pc, d.n);
+	if (sack_cut)
+		count(peer, QOTP_STAT_SACK_CUT);
+	err = qotp_xor_skb(skb, sg->hdrlen + grow, plen, pc, d.n);
 	if (err) {
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;

@@ -10,9 +10,12 @@ struct sk_buff;
  * from skb->data (the network header); @pf: NFPROTO_IPV4 / NFPROTO_IPV6. */
 
 /* Appends @olen bytes (a multiple of 4) of TCP options; grows the IP length. The IPv4
- * header checksum is updated, the TCP one is the caller's. -E2BIG: no option space. */
+ * header checksum is updated, the TCP one is the caller's. When the header has no room,
+ * the options are rebuilt without NOPs and with as few SACK blocks left out as make room
+ * (*@sack_cut: how many). Returns how many bytes the header grew (at most @olen);
+ * -E2BIG: no room even so (or broken options), -ENOMEM. */
 int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
-		     unsigned int olen, u8 pf);
+		     unsigned int olen, u8 pf, unsigned int *sack_cut);
 
 /* Lowers a SYN's MSS option by QOTP_OPT_SPACE (not below 536 - QOTP_OPT_SPACE); true if
  * it changed. The header must be writable. */

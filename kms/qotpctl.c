@@ -45,6 +45,9 @@ static const char *const stat_names[] = {
 	[QOTP_STAT_DROP_OTHER] = "drop_other",
 	[QOTP_STAT_FLOWS_CREATED] = "flows_created",
 	[QOTP_STAT_FLOWS_ACTIVE] = "flows_active",
+	[QOTP_STAT_STALE] = "stale",
+	[QOTP_STAT_TRIMMED] = "trimmed",
+	[QOTP_STAT_SACK_CUT] = "sack_cut",
 };
 
 static int open_family(void)

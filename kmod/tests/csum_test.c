@@ -149,6 +149,7 @@ static void csum_after_encrypt(struct kunit *test, u8 pf)
 		u8 opt[QOTP_OPT_SPACE], *key;
 		struct qotp_kpiece pc;
 		struct sk_buff *skb;
+		unsigned int cut;
 		int olen;
 
 		kunit_info(test, "%s, ip_summed %s", pf == NFPROTO_IPV4 ? "IPv4" : "IPv6",
@@ -158,7 +159,8 @@ static void csum_after_encrypt(struct kunit *test, u8 pf)
 
 		olen = qotp_desc_encode(&d, opt, sizeof(opt));
 		KUNIT_ASSERT_EQ(test, olen, 20);
-		KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, olen, pf), 0);
+		KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, olen, pf, &cut), olen);
+		KUNIT_EXPECT_EQ(test, cut, 0U);
 		key = kunit_kmalloc(test, plen, GFP_KERNEL);
 		get_random_bytes(key, plen);
 		pc = (struct qotp_kpiece){ key, plen };
@@ -224,13 +226,13 @@ static void add_opt_layout(struct kunit *test)
 {
 	struct sk_buff *skb = build_seg(test, NFPROTO_IPV4, CHECKSUM_NONE);
 	u8 before[20 + TCPHDR + PAY_LIN], opt[40];
-	unsigned int nh = 20;
+	unsigned int nh = 20, cut;
 	int i;
 
 	memcpy(before, skb->data, sizeof(before));
 	for (i = 0; i < 28; i++)
 		opt[i] = i + 1;
-	KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 28, NFPROTO_IPV4), 0);
+	KUNIT_ASSERT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 28, NFPROTO_IPV4, &cut), 28);
 	KUNIT_EXPECT_EQ(test, (int)tcp_hdr(skb)->doff, (TCPHDR + 28) / 4);
 	KUNIT_EXPECT_PTR_EQ(test, (u8 *)ip_hdr(skb), skb->data);
 	KUNIT_EXPECT_PTR_EQ(test, (u8 *)tcp_hdr(skb), skb->data + nh);
@@ -240,9 +242,144 @@ static void add_opt_layout(struct kunit *test)
 	KUNIT_EXPECT_MEMEQ(test, skb->data + nh + TCPHDR, opt, 28);
 	KUNIT_EXPECT_MEMEQ(test, skb->data + nh + TCPHDR + 28, before + nh + TCPHDR, PAY_LIN);
 	KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(ip_hdr(skb), 5), 0);
-	/* 32 + 28 = 60 bytes of TCP header: the most there is. Nothing more fits. */
-	KUNIT_EXPECT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 4, NFPROTO_IPV4), -E2BIG);
+	/* 32 + 28 = 60 bytes of TCP header: the most there is. Nothing more fits (and
+	 * these test bytes are no option list that could be rebuilt). */
+	KUNIT_EXPECT_EQ(test, qotp_tcp_add_opt(skb, nh, opt, 4, NFPROTO_IPV4, &cut), -E2BIG);
 	kfree_skb(skb);
+}
+
+/* An IPv4 segment whose TCP options are @o (a multiple of 4 bytes), 100 payload bytes. */
+static struct sk_buff *seg_with_opts(struct kunit *test, const u8 *o, unsigned int olen)
+{
+	unsigned int len = 20 + sizeof(struct tcphdr) + olen + 100;
+	struct sk_buff *skb = alloc_skb(128 + len, GFP_KERNEL);
+	struct iphdr *iph;
+	struct tcphdr *th;
+
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	skb_reserve(skb, 128);
+	iph = skb_put_zero(skb, 20);
+	skb_reset_network_header(skb);
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_TCP;
+	iph->tot_len = htons(len);
+	ip_send_check(iph);
+	th = skb_put_zero(skb, sizeof(*th) + olen);
+	skb_set_transport_header(skb, 20);
+	th->doff = (sizeof(*th) + olen) / 4;
+	th->ack = 1;
+	memcpy(th + 1, o, olen);
+	get_random_bytes(skb_put(skb, 100), 100);
+	return skb;
+}
+
+/* The option of @kind in @th's option list, or NULL. */
+static const u8 *find_opt(const struct tcphdr *th, u8 kind)
+{
+	const u8 *o = (const u8 *)(th + 1);
+	unsigned int len = th->doff * 4 - sizeof(*th), i = 0;
+
+	while (i < len && o[i] != TCPOPT_EOL) {
+		if (o[i] == TCPOPT_NOP) {
+			i++;
+			continue;
+		}
+		if (len - i < 2 || o[i + 1] < 2 || o[i + 1] > len - i)
+			return NULL;
+		if (o[i] == kind)
+			return o + i;
+		i += o[i + 1];
+	}
+	return NULL;
+}
+
+#define TS_OPT		TCPOPT_NOP, TCPOPT_NOP, TCPOPT_TIMESTAMP, 10, 1, 2, 3, 4, 5, 6, 7, 8
+#define SACK_BLK(x)	0, 0, 0, (x), 0, 0, 1, (x)
+
+/*
+ * Timestamps and SACK blocks leave no room for the descriptor: the options are rebuilt
+ * without NOPs, keeping timestamps and as many SACK blocks, the first ones, as fit.
+ * Each case: the old options, the descriptor's runs, then what must come out.
+ */
+static void add_opt_sack_room(struct kunit *test)
+{
+	static const u8 ts_sack3[] = { TS_OPT, TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK, 26,
+				       SACK_BLK(1), SACK_BLK(2), SACK_BLK(3) };
+	static const u8 sack4[] = { TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK, 34, SACK_BLK(1),
+				    SACK_BLK(2), SACK_BLK(3), SACK_BLK(4) };
+	static const u8 ts_sack1[] = { TS_OPT, TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK, 10,
+				       SACK_BLK(1) };
+	static const u8 broken[] = { TS_OPT, TCPOPT_NOP, TCPOPT_NOP, TCPOPT_SACK, 11,
+				     SACK_BLK(1), 0, 0, 0, 0 };
+	static const u8 big[] = { TS_OPT, 30, 24, [14 ... 35] = 0 };
+	static const struct {
+		const char *name;
+		const u8 *o;
+		unsigned int olen, runs;
+		int grow;		/* or -E2BIG */
+		unsigned int cut, sack_left;
+		bool ts;
+	} cases[] = {
+		{ "ts + 3 sack blocks, 1 run", ts_sack3, sizeof(ts_sack3), 1, 0, 2, 1, true },
+		{ "4 sack blocks, 1 run", sack4, sizeof(sack4), 1, 4, 2, 2, false },
+		{ "ts + 1 sack block, 2 runs", ts_sack1, sizeof(ts_sack1), 2, 12, 1, 0, true },
+		{ "ts + 1 sack block, 1 run: NOPs go, the block stays", ts_sack1,
+		  sizeof(ts_sack1), 1, 16, 0, 1, true },
+		{ "broken option list", broken, sizeof(broken), 1, -E2BIG, 0, 0, true },
+		{ "ts + a 24-byte option", big, sizeof(big), 1, -E2BIG, 0, 0, true },
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct qotp_desc d = { .n = cases[i].runs,
+				       .run = { { 1000, 7, 5 }, { 1100, 8, 0 } } }, got;
+		struct sk_buff *skb = seg_with_opts(test, cases[i].o, cases[i].olen);
+		u8 opt[QOTP_OPT_SPACE], pay[100];
+		const struct tcphdr *th;
+		const u8 *o;
+		unsigned int cut;
+		int olen, grow;
+
+		kunit_info(test, "%s", cases[i].name);
+		memcpy(pay, skb_tail_pointer(skb) - 100, 100);
+		olen = qotp_desc_encode(&d, opt, sizeof(opt));
+		KUNIT_ASSERT_GT(test, olen, 0);
+		grow = qotp_tcp_add_opt(skb, 20, opt, olen, NFPROTO_IPV4, &cut);
+		KUNIT_EXPECT_EQ(test, grow, cases[i].grow);
+		if (grow < 0) {
+			kfree_skb(skb);
+			continue;
+		}
+		KUNIT_EXPECT_EQ(test, cut, cases[i].cut);
+		th = tcp_hdr(skb);
+		KUNIT_EXPECT_EQ(test, th->doff * 4u, sizeof(*th) + cases[i].olen + grow);
+		KUNIT_EXPECT_LE(test, th->doff * 4u, 60u);
+		KUNIT_EXPECT_EQ(test, ntohs(ip_hdr(skb)->tot_len), skb->len);
+		KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(ip_hdr(skb), 5), 0);
+		KUNIT_EXPECT_MEMEQ(test, (u8 *)th + th->doff * 4, pay, 100);
+		KUNIT_ASSERT_EQ(test, qotp_desc_parse((const u8 *)(th + 1),
+						      th->doff * 4 - sizeof(*th), &got), 0);
+		KUNIT_EXPECT_EQ(test, got.n, d.n);
+		KUNIT_EXPECT_EQ(test, got.run[0].blk, 7ULL);
+		o = find_opt(th, TCPOPT_TIMESTAMP);
+		KUNIT_EXPECT_EQ(test, !!o, cases[i].ts);
+		if (o && cases[i].ts)
+			KUNIT_EXPECT_MEMEQ(test, o, cases[i].o + 2, 10);
+		o = find_opt(th, TCPOPT_SACK);
+		if (!cases[i].sack_left) {
+			KUNIT_EXPECT_NULL(test, o);
+		} else {
+			KUNIT_ASSERT_NOT_NULL(test, o);
+			KUNIT_EXPECT_EQ(test, o[1], 2 + 8 * cases[i].sack_left);
+			/* The first blocks, in order. */
+			KUNIT_EXPECT_EQ(test, o[5], 1);
+			if (cases[i].sack_left > 1)
+				KUNIT_EXPECT_EQ(test, o[13], 2);
+		}
+		kfree_skb(skb);
+	}
 }
 
 static void clamp_mss(struct kunit *test)
@@ -282,6 +419,7 @@ static struct kunit_case csum_cases[] = {
 	KUNIT_CASE(csum_v6),
 	KUNIT_CASE(csum_corrupt_refused),
 	KUNIT_CASE(add_opt_layout),
+	KUNIT_CASE(add_opt_sack_room),
 	KUNIT_CASE(clamp_mss),
 	{}
 };

@@ -214,7 +214,7 @@ static void flow_dec_release(struct kunit *test)
 }
 
 /* Two flows interleaving on one ring: a retransmission over three of one flow's runs
- * cannot be described (-E2BIG); over two it can. */
+ * cannot be described (-E2BIG, with the first two filled in); over two it can. */
 static void flow_two_runs_at_most(struct kunit *test)
 {
 	struct fctx *c = fctx_new(test);
@@ -235,6 +235,10 @@ static void flow_two_runs_at_most(struct kunit *test)
 		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(g, c->peer.ring[0], 5000 + 100 * i, 100, &d, pc), 0);
 	}
 	KUNIT_EXPECT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 0, 300, &d, pc), -E2BIG);
+	/* What the first two runs cover, for hooks.c to cut the segment to. */
+	KUNIT_EXPECT_EQ(test, d.n, 2U);
+	KUNIT_EXPECT_EQ(test, pc[0].len + pc[1].len, 200U);
+	KUNIT_EXPECT_EQ(test, d.run[1].seq, 100U);
 	KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], 50, 100, &d, pc), 0);
 	KUNIT_EXPECT_EQ(test, d.n, 2U);
 	KUNIT_EXPECT_EQ(test, d.run[1].seq, 100U);

@@ -3,8 +3,10 @@
 #
 #   dp-helpers.py mkdata FILE SIZE         random bytes with a plaintext marker every 1000 bytes
 #   dp-helpers.py serve ADDR PORT FILE     TCP server: "U"+data -> sha256 hex of data back;
-#                                          "D" -> FILE's bytes
-#   dp-helpers.py up|down ADDR PORT FILE [TIMEOUT]   client; exit 0 iff the bytes arrived exact
+#                                          "D" -> FILE's bytes; "B"+data -> FILE's bytes
+#                                          sent meanwhile, then sha256 hex of data
+#   dp-helpers.py up|down|both ADDR PORT FILE [TIMEOUT]   client; exit 0 iff the bytes
+#                                          arrived exact (both: each way at once)
 #   dp-helpers.py capture IF FILE          every frame seen on IF appended to FILE
 #                                          (each as a native u32 length, then the frame)
 #   dp-helpers.py grep FILE [PORT]         exit 0 iff FILE holds the plaintext marker (with
@@ -47,6 +49,22 @@ def serve_one(c, data):
                 c.sendall(h.hexdigest().encode())
             elif cmd == b"D":
                 c.sendall(data)
+            elif cmd == b"B":
+                # Both ways at once: data goes down while the client's copy comes up,
+                # then the hash of what came up (so each direction's data segments
+                # carry the other's ACKs, and SACK blocks when there is loss).
+                t = threading.Thread(target=c.sendall, args=(data,))
+                t.start()
+                h = hashlib.sha256()
+                n = 0
+                while n < len(data):
+                    d = c.recv(min(1 << 16, len(data) - n))
+                    if not d:
+                        break
+                    h.update(d)
+                    n += len(d)
+                t.join()
+                c.sendall(h.hexdigest().encode())
         except OSError as e:
             print("serve:", e, file=sys.stderr)
 
@@ -80,6 +98,25 @@ def client(mode, addr, port, path, timeout):
             got += d
         ok = got.decode(errors="replace") == want
         n = len(data)
+    elif mode == "both":
+        t = threading.Thread(target=c.sendall, args=(b"B" + data,))
+        t.start()
+        h = hashlib.sha256()
+        n = 0
+        while n < len(data):
+            d = c.recv(min(1 << 16, len(data) - n))
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        got = b""
+        while len(got) < 64:
+            d = c.recv(64 - len(got))
+            if not d:
+                break
+            got += d
+        t.join()
+        ok = h.hexdigest() == want and n == len(data) and got.decode(errors="replace") == want
     else:
         c.sendall(b"D")
         h = hashlib.sha256()
@@ -140,7 +177,7 @@ def main():
         mkdata(a[1], int(a[2]))
     elif a[0] == "serve":
         serve(a[1], int(a[2]), a[3])
-    elif a[0] in ("up", "down"):
+    elif a[0] in ("up", "down", "both"):
         return client(a[0], a[1], int(a[2]), a[3], float(a[4]) if len(a) > 4 else 120)
     elif a[0] == "capture":
         capture(a[1], a[2])

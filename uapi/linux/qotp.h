@@ -202,6 +202,13 @@ enum qotp_stat {
 	QOTP_STAT_DROP_OTHER,		/* dropped: anything else (malformed packet, flow limit) */
 	QOTP_STAT_FLOWS_CREATED,
 	QOTP_STAT_FLOWS_ACTIVE,		/* gauge, not a counter */
+	QOTP_STAT_STALE,		/* toward the peer, bytes whose key is released (the
+					 * peer side acknowledged them): sent on as a pure ACK,
+					 * the payload dropped */
+	QOTP_STAT_TRIMMED,		/* toward the peer, cut to the bytes two key runs
+					 * describe; TCP sends the rest again */
+	QOTP_STAT_SACK_CUT,		/* toward the peer, SACK blocks left out to make
+					 * room for the descriptor */
 	__QOTP_STAT_LAST,
 };
 #define QOTP_STAT_MAX (__QOTP_STAT_LAST - 1)
