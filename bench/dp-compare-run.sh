@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build tcpprobe and qotp.ko for the non-debug UML kernel and run bench/dp-compare.sh in it.
+#   bench/dp-compare-run.sh OUTFILE     (the script's whole output; CSV lines start "CSV ")
+# Sizes come from QOTP_BENCH_* (see bench/dp-compare.sh), passed into UML by uml-run.sh.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+out=${1:?usage: dp-compare-run.sh OUTFILE}
+kmod=$("$top/scripts/build-kmod.sh" fast)
+make -s -C "$top/kms" ../build/kms/qotpctl >/dev/null
+mkdir -p "$top/build/bench"
+cc -O2 -Wall -Wextra -Werror -o "$top/build/bench/tcpprobe" "$top/bench/tcpprobe.c"
+QOTP_KMOD=$kmod QOTP_BENCH_PROBE=$top/build/bench/tcpprobe QOTP_BENCH_STREAMS=${QOTP_BENCH_STREAMS:-$(nproc)} \
+	"$top/scripts/uml-run.sh" --fast --mem 2560M --timeout 1200 -- "$top/bench/dp-compare.sh" >"$out" 2>&1
