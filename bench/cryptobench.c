@@ -9,7 +9,9 @@
  *
  *   cryptobench [--csv FILE] [--seconds S]
  * prints, for each message size, ns per byte for memcpy, OTP XOR, AES-256-GCM and
- * ChaCha20-Poly1305, and the ratios the targets are stated in.
+ * ChaCha20-Poly1305, and the ratios the targets are stated in. The CSV also holds
+ * "qotp-xor-encdec": encrypt then decrypt of the message (ns per message byte for both),
+ * checked to give the message back: the userspace curve of the paper's Fig. 8.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -94,16 +96,18 @@ static int aead(const EVP_CIPHER *c, const uint8_t *key, const uint8_t *iv, uint
 	return ok ? 0 : -1;
 }
 
-enum { M_MEMCPY, M_OTP, M_GCM, M_CHACHA, M_N };
-static const char *mname[M_N] = { "memcpy", "qotp-xor", "aes-256-gcm", "chacha20-poly1305" };
+enum { M_MEMCPY, M_OTP, M_GCM, M_CHACHA, M_OTP_ED, M_N };
+static const char *mname[M_N] = { "memcpy", "qotp-xor", "aes-256-gcm", "chacha20-poly1305",
+				  "qotp-xor-encdec" };
 
 int main(int argc, char **argv)
 {
-	static const size_t sizes[] = { 1024, 4096, 16384, 65536, 262144, 1048576 };
+	static const size_t sizes[] = { 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072,
+					262144, 524288, 1048576 };
 	const char *csv = NULL;
 	double seconds = 0.25;
 	FILE *cf = NULL;
-	uint8_t *src, *dst, *pad, key[32], iv[12], tag[16];
+	uint8_t *src, *dst, *dst2, *pad, key[32], iv[12], tag[16];
 	const size_t max = 1048576;
 	struct span spans[4];
 
@@ -127,8 +131,9 @@ int main(int argc, char **argv)
 	}
 	src = malloc(max);
 	dst = malloc(max + 16);
+	dst2 = malloc(max);
 	pad = malloc(max + 4096);
-	if (!src || !dst || !pad) {
+	if (!src || !dst || !dst2 || !pad) {
 		perror("cryptobench: malloc");
 		return 1;
 	}
@@ -176,6 +181,11 @@ int main(int argc, char **argv)
 					case M_CHACHA:
 						rc = aead(EVP_chacha20_poly1305(), key, iv, dst, src, (int)n, tag);
 						break;
+					case M_OTP_ED:
+						/* the paper's Fig. 8: encrypt, then decrypt what came out */
+						rc = otp_apply(spans, 4, 1000 + 512, dst, src, n) ||
+						     otp_apply(spans, 4, 1000 + 512, dst2, dst, n);
+						break;
 					}
 					if (rc) {
 						fprintf(stderr, "cryptobench: %s failed\n", mname[m]);
@@ -188,6 +198,10 @@ int main(int argc, char **argv)
 				t = now() - t0;
 			} while (t < seconds);
 			nspb[m] = t * 1e9 / ((double)iters * n);
+			if (m == M_OTP_ED && memcmp(dst2, src, n)) {
+				fprintf(stderr, "cryptobench: OTP decrypt did not restore the message\n");
+				return 1;
+			}
 			if (cf)
 				fprintf(cf, "%zu,%s,%.4f,%.1f\n", n, mname[m], nspb[m], 1e3 / nspb[m]);
 		}
@@ -204,6 +218,7 @@ int main(int argc, char **argv)
 	explicit_bzero(pad, max + 4096);
 	free(src);
 	free(dst);
+	free(dst2);
 	free(pad);
 	return 0;
 }
