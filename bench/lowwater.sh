@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Inside UML (bench kernel): time from the kernel's LOW_WATERMARK event to key in the ring.
+# Two kmsd keep the gateways' rings filled from one simulated QKD link (the setup of
+# tests/e2e/kms-distrib.sh); uploads on port 1935 drain encC's encrypt ring below the
+# watermark. A listener on the event multicast group (qotpctl monitor) stamps each event as
+# it arrives; a poller reads the ring's "pushed" counter in a loop and stamps the first
+# change after the event. Run by bench/lowwater-run.sh; prints
+#   lowwater: n=N median_ms=M p90_ms=P poll_ms=R
+# (R is the poller's period, the resolution of each sample).
+#
+#  client ---- encC ====== mid ====== encS ---- server
+#              kmsd kms-c <== TLS ==> kmsd kms-s, qkdsimd between them
+. "$QOTP_TOP/tests/lib.sh"
+. "$QOTP_TOP/tests/e2e/dp-topo.inc"
+probe=$QOTP_BENCH_PROBE
+iters=${QOTP_BENCH_LW_ITERS:-8}
+LOW=131072
+TARGET=524288
+
+dp_topo
+"$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-c kms-s >/dev/null || fail "test PKI"
+conf() {
+	cat >"$T/$1.conf" <<EOC
+node $1
+listen $3:7000
+tls-cert $T/pki/$1.crt
+tls-key $T/pki/$1.key
+tls-ca $T/pki/ca.crt
+store $T/$1.db
+control $T/$1.sock
+pidfile $T/$1.pid
+min-block-age-ms 100
+round-interval-ms 50
+keepalive 3
+reconnect-max 1
+dist-low-watermark $LOW
+dist-target $TARGET
+neighbour $2 address $4:7000 qkd-sim unix:$T/qkd.sock end $5 qotp-peer $6
+EOC
+}
+conf kms-c kms-s 10.78.0.1 10.78.9.1 a 2
+conf kms-s kms-c 10.78.9.1 10.78.0.1 b 1
+insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
+for n in encC encS; do nsx $n "$qotpctl" set ports 1935 mode gateway low-watermark $LOW >/dev/null || fail "config $n"; done
+nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 && nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 || fail "peers"
+bg qkd "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r 16000000 -b 4096
+wait_for 10 grep -q "listening on" "$T/qkd.log" || fail "qkdsimd listens"
+bg kmsc nsx encC "$QOTP_BIN/kmsd" -f -c "$T/kms-c.conf"
+bg kmss nsx encS "$QOTP_BIN/kmsd" -f -c "$T/kms-s.conf"
+bg srv nsx server "$probe" serve 10.78.2.2 1935
+wait_port server 1935 || fail "server listens"
+pushed() { nsx encC "$qotpctl" show --json | /usr/bin/python3 -c 'import json,sys; print(sum(p["rings"]["encrypt"]["pushed"] for p in json.load(sys.stdin)["peers"]))'; }
+avail() { nsx encC "$qotpctl" show --json | /usr/bin/python3 -c 'import json,sys; print(sum(p["rings"]["encrypt"]["avail"] for p in json.load(sys.stdin)["peers"]))'; }
+full() { [ "$(avail)" -ge $((TARGET - 65536)) ]; }
+wait_for 90 full || { fail "rings did not fill from kmsd"; finish; }
+ok "kmsd filled encC's encrypt ring ($(avail) B)"
+
+# Event listener: one line per event, stamped on arrival (CLOCK_REALTIME, as the poller).
+bg mon bash -c "ip netns exec $(nsname encC) $qotpctl monitor --json |
+	/usr/bin/python3 -u -c 'import sys, time
+for l in sys.stdin: print(\"%.6f %s\" % (time.time(), l.strip()), flush=True)'"
+sleep 1
+samples=()
+polls=()
+for ((i = 1; i <= iters; i++)); do
+	wait_for 60 full || { fail "ring not refilled before iteration $i"; break; }
+	nev=$(grep -c '"low-watermark".*"encrypt"' "$T/mon.log")
+	p0=$(pushed)
+	# Drain below the watermark: what is available minus half the watermark.
+	a=$(avail)
+	bg up$i nsx client "$probe" flows 10.78.2.2 1935 1 $((a - LOW / 2)) 120
+	# Poll until an event newer than $nev has arrived and pushed has moved past p0.
+	out=$(/usr/bin/python3 - "$T/mon.log" "$nev" "$p0" "$(nsname encC)" "$qotpctl" <<'PY'
+import json, subprocess, sys, time
+log, nev, p0, ns, ctl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+def events():
+    with open(log) as f:
+        return [l for l in f if '"low-watermark"' in l and '"encrypt"' in l]
+t_ev = None
+t_fill = None
+periods = []
+end = time.time() + 60
+while time.time() < end and t_fill is None:
+    t0 = time.time()
+    d = json.loads(subprocess.run(["ip", "netns", "exec", ns, ctl, "show", "--json"],
+                                  capture_output=True, text=True).stdout)
+    p = sum(x["rings"]["encrypt"]["pushed"] for x in d["peers"])
+    t1 = time.time()
+    periods.append(t1 - t0)
+    ev = events()
+    if t_ev is None and len(ev) > nev:
+        t_ev = float(ev[nev].split()[0])
+    if t_ev is not None and p > p0:
+        t_fill = t1
+if t_ev is None or t_fill is None:
+    print("none")
+else:
+    print("%.3f %.3f" % ((t_fill - t_ev) * 1000, sorted(periods)[len(periods) // 2] * 1000))
+PY
+)
+	wait_for 130 bash -c "grep -q 'flows:' $T/up$i.log"
+	grep -q 'exact=1' "$T/up$i.log" || fail "upload $i not exact"
+	case "$out" in
+	none | "") fail "iteration $i: no event or no refill seen" ;;
+	*) samples+=("${out% *}"); polls+=("${out#* }"); note "iteration $i: event -> key in ring ${out% *} ms (poll ${out#* } ms)" ;;
+	esac
+done
+[ ${#samples[@]} -eq "$iters" ] && ok "$iters low-watermark refills timed" || fail "only ${#samples[@]} of $iters refills timed"
+/usr/bin/python3 - "${samples[*]}" "${polls[*]}" <<'PY'
+import statistics, sys
+s = sorted(float(x) for x in sys.argv[1].split())
+p = [float(x) for x in sys.argv[2].split()]
+if s:
+    print("lowwater: n=%d median_ms=%.1f p90_ms=%.1f poll_ms=%.1f" % (
+        len(s), statistics.median(s), s[int(len(s) * 0.9)] if len(s) > 1 else s[0], statistics.median(p)))
+PY
+finish
