@@ -13,7 +13,7 @@ PKGS=(
 	libnl-3-dev libnl-genl-3-dev libevent-dev libsqlite3-dev sqlite3 libcmocka-dev
 	openssl
 	# end-to-end and benchmark components
-	iproute2 iputils-ping nftables iptables ethtool procps psmisc util-linux
+	iproute2 iputils-ping nftables iptables ethtool procps psmisc util-linux wireguard-tools
 	nginx-light libnginx-mod-rtmp ffmpeg tshark iperf3 socat
 	python3 gnuplot-nox imagemagick
 )

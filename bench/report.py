@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: GPL-2.0
+"""make bench's report: reads the raw outputs scripts/bench.sh left in bench/results/,
+writes one CSV per figure, draws them with gnuplot (PNG), and prints the summary table of
+ratios against the targets of issue 7 (met / missed / not measured).
+
+    bench/report.py RESULTS_DIR
+
+Every ratio is taken within one round (both sides measured back to back in the same boot),
+then the median over rounds is reported; Documentation/performance.md explains each figure.
+"""
+import csv
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+PAPER_64K_S = 0.098          # the paper's Fig. 8: 64 KiB encrypt + decrypt, seconds
+
+out = sys.argv[1] if len(sys.argv) > 1 else "bench/results"
+rows = []                    # summary: (figure, measured, target, verdict)
+notes = []
+
+
+def path(name):
+    return os.path.join(out, name)
+
+
+def read(name):
+    try:
+        with open(path(name)) as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def write_csv(name, header, data):
+    with open(path(name), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(data)
+
+
+def verdict(value, target, higher=True):
+    if value is None:
+        return "not measured"
+    return "met" if (value >= target if higher else value <= target) else "missed"
+
+
+def summary(figure, value, fmt, target, target_text, higher=True):
+    rows.append((figure, fmt % value if value is not None else "-", target_text,
+                 verdict(value, target, higher) if target is not None else "-"))
+
+
+def info(figure, text):
+    rows.append((figure, text, "-", "-"))
+
+
+def gnuplot(name, script):
+    gp = path(name + ".gp")
+    with open(gp, "w") as f:
+        f.write("set terminal pngcairo size 900,560 font 'DejaVu Sans,10'\n")
+        f.write("set output '%s'\n" % path(name + ".png"))
+        f.write("set datafile separator ','\nset key top left\nset grid\n")
+        f.write(script)
+    r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
+    if r.returncode:
+        notes.append("gnuplot %s failed: %s" % (name, r.stderr.strip()[:200]))
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+# ---- per-byte cost and Fig. 8, userspace
+crypto = {}
+txt = read("crypto.csv")
+if txt:
+    for r in csv.DictReader(txt.splitlines()):
+        crypto[(int(r["size"]), r["method"])] = float(r["ns_per_byte"])
+sizes = sorted({s for s, _ in crypto})
+if crypto:
+    gnuplot("crypto", """set title 'Per-byte cost in userspace, one core (lower is better)'
+set xlabel 'message size'; set ylabel 'ns per byte (log)'; set logscale x 2; set logscale y
+set xtics ('1K' 1024, '4K' 4096, '16K' 16384, '64K' 65536, '256K' 262144, '1M' 1048576)
+set key top right
+plot for [m in 'memcpy qotp-xor aes-256-gcm chacha20-poly1305'] '%s' using 1:(strcol(2) eq m ? $3 : 1/0) with linespoints title m
+""" % path("crypto.csv"))
+    s = 65536
+    x = crypto.get((s, "qotp-xor"))
+    aead = min(crypto.get((s, "aes-256-gcm"), 1e9), crypto.get((s, "chacha20-poly1305"), 1e9))
+    summary("per byte, 64 KiB: fastest OpenSSL AEAD / qotp XOR (userspace, same CPU)",
+            aead / x if x else None, "%.2fx", 3, ">= 3x")
+    worst = min((min(crypto[(n, "aes-256-gcm")], crypto[(n, "chacha20-poly1305")]) /
+                 crypto[(n, "qotp-xor")]) for n in sizes if (n, "qotp-xor") in crypto)
+    summary("per byte, worst message size 1 KiB-1 MiB: fastest AEAD / qotp XOR", worst,
+            "%.2fx", 3, ">= 3x")
+
+# ---- Fig. 8, kernel
+kfig = {}
+for m in re.finditer(r"kfig8: size (\d+) encdec_ns (\d+) (\w+)", read("kfig8.txt") or ""):
+    kfig[int(m.group(1))] = (int(m.group(2)) / 1e9, m.group(3))
+if any(ok != "ok" for _, ok in kfig.values()):
+    notes.append("kfig8: a message did not decrypt back to itself (CORRUPT): kernel figure void")
+    kfig = {}
+fig8 = []
+for s in sorted(set(sizes) | set(kfig)):
+    u = crypto.get((s, "qotp-xor-encdec"))
+    fig8.append((s, "%.9f" % (u * s / 1e9) if u else "", "%.9f" % kfig[s][0] if s in kfig else "",
+                 PAPER_64K_S if s == 65536 else ""))
+if fig8:
+    write_csv("fig8.csv", ["size_bytes", "userspace_encdec_s", "kernel_encdec_s", "paper_encdec_s"], fig8)
+    gnuplot("fig8", """set title "Paper Fig. 8: encrypt + decrypt time against message size (paper: 0.098 s at 64 KiB)"
+set xlabel 'message size'; set ylabel 'seconds (log)'; set logscale x 2; set logscale y
+set format y '10^{%%L}'; set yrange [1e-8:1]; set key bottom right
+set xtics ('1K' 1024, '4K' 4096, '16K' 16384, '64K' 65536, '256K' 262144, '1M' 1048576)
+plot '%s' using 1:2 every ::1 with linespoints title 'qotp XOR, userspace (span lookup included)', \\
+     '' using 1:3 every ::1 with linespoints title 'qotp XOR over skbs, in kernel (UML, non-debug)', \\
+     '' using 1:4 every ::1 with points pt 7 ps 2 title 'paper (64 KiB)'
+""" % path("fig8.csv"))
+    u = crypto.get((65536, "qotp-xor-encdec"))
+    summary("Fig. 8, 64 KiB enc+dec: paper 0.098 s / qotp userspace",
+            PAPER_64K_S / (u * 65536 / 1e9) if u else None, "%.0fx", 1000, ">= 1000x")
+    summary("Fig. 8, 64 KiB enc+dec: paper 0.098 s / qotp in kernel",
+            PAPER_64K_S / kfig[65536][0] if 65536 in kfig else None, "%.0fx", 1000, ">= 1000x")
+
+m = re.search(r"kxor: 64KiB xor (\d+) ns memcpy (\d+) ns", read("kxor.txt") or "")
+if m:
+    summary("kernel XOR / memcpy throughput, 64 KiB (bench/kxor)",
+            int(m.group(2)) / max(int(m.group(1)), 1), "%.2f", 0.8, ">= 0.8")
+
+# ---- datapath (bench/dp-compare.sh)
+dp = read("dp-compare.out") or ""
+recs = [line[4:].split(",") for line in dp.splitlines() if line.startswith("CSV ")]
+tput = [(r[1], int(r[2]), int(r[3]), float(r[4])) for r in recs if r[0] == "tput"]
+if tput:
+    write_csv("tput.csv", ["variant", "streams", "round", "mbps"], tput)
+    variants = ["plain", "qotp", "wg", "ipsec"]
+    names = {"plain": "no encryption", "qotp": "qotp (OTP)", "wg": "WireGuard (no SIMD)",
+             "ipsec": "IPsec ESP AES-GCM (no SIMD)"}
+    streams = sorted({s for _, s, _, _ in tput})
+    tab = []
+    for v in variants:
+        line = [names[v]]
+        for s in streams:
+            line.append("%.1f" % (med([m for vv, ss, _, m in tput if vv == v and ss == s]) or 0))
+        for s in streams:
+            ratios = []
+            for r in sorted({r for _, _, r, _ in tput}):
+                a = [m for vv, ss, rr, m in tput if vv == v and ss == s and rr == r]
+                b = [m for vv, ss, rr, m in tput if vv == "plain" and ss == s and rr == r]
+                if a and b:
+                    ratios.append(a[0] / b[0])
+            line.append("%.3f" % med(ratios) if ratios else "")
+        tab.append(line)
+    write_csv("tput-summary.csv", ["variant"] + ["mbps_%d_streams" % s for s in streams] +
+              ["ratio_to_plain_%d_streams" % s for s in streams], tab)
+    gnuplot("tput", """set title 'TCP port 1935 through two encryptors, UML non-debug kernel (median Mbit/s)'
+set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
+set ylabel 'Mbit/s'; set yrange [0:*]; set key top right
+plot '%s' using 2:xtic(1) every ::1 title '1 stream', '' using 3 every ::1 title '%d streams'
+""" % (path("tput-summary.csv"), streams[-1]))
+    for s in streams:
+        col = 1 + len(streams) + streams.index(s)
+        q = tab[1][col]
+        summary("throughput qotp / plain forwarding, %d stream%s" % (s, "s" if s > 1 else ""),
+                float(q) if q else None, "%.3f", 0.9, ">= 0.9")
+        for i, v in ((2, "WireGuard"), (3, "IPsec ESP")):
+            info("throughput %s / plain, %d stream%s (handicapped: no SIMD in UML)" %
+                 (v, s, "s" if s > 1 else ""), tab[i][col])
+
+rr = [(r[1], int(r[2]), float(r[3]), float(r[4])) for r in recs if r[0] == "rr"]
+if rr:
+    write_csv("rr.csv", ["variant", "round", "median_us", "p99_us"], rr)
+    tab = []
+    for v in ["plain", "qotp", "wg", "ipsec"]:
+        md = med([a for vv, _, a, _ in rr if vv == v])
+        p9 = med([b for vv, _, _, b in rr if vv == v])
+        if md is not None:
+            tab.append((v, "%.1f" % md, "%.1f" % p9))
+    write_csv("rr-summary.csv", ["variant", "median_us", "p99_us"], tab)
+    gnuplot("rr", """set title '64-byte TCP request/response round trip through two encryptors (median of rounds)'
+set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
+set ylabel 'microseconds'; set yrange [0:*]; set key top left
+plot '%s' using 2:xtic(1) every ::1 title 'median', '' using 3 every ::1 title 'p99'
+""" % path("rr-summary.csv"))
+    d_med, d_p99 = [], []
+    for r in sorted({r for _, r, _, _ in rr}):
+        a = [(x, y) for v, rr_, x, y in rr if v == "qotp" and rr_ == r]
+        b = [(x, y) for v, rr_, x, y in rr if v == "plain" and rr_ == r]
+        if a and b:
+            d_med.append(a[0][0] - b[0][0])
+            d_p99.append(a[0][1] - b[0][1])
+    if d_med:
+        info("latency added by qotp per round trip (4 qotp passes): median, p99",
+             "%+.1f us, %+.1f us" % (med(d_med), med(d_p99)))
+
+scale = [(int(r[2]), r[1], int(r[3]), float(r[4])) for r in recs if r[0] == "scale"]
+keys = {r[1]: [int(x) for x in r[2:6]] for r in recs if r[0] == "keys"}
+if scale:
+    tab = []
+    prev = keys.get("0")
+    for n in sorted({n for n, _, _, _ in scale}):
+        p = med([m for nn, v, _, m in scale if nn == n and v == "plain"])
+        q = med([m for nn, v, _, m in scale if nn == n and v == "qotp"])
+        ratios = []
+        for r in sorted({r for _, _, r, _ in scale}):
+            a = [m for nn, v, rr_, m in scale if nn == n and v == "qotp" and rr_ == r]
+            b = [m for nn, v, rr_, m in scale if nn == n and v == "plain" and rr_ == r]
+            if a and b:
+                ratios.append(a[0] / b[0])
+        eff = ""
+        cur = keys.get(str(n))
+        if prev and cur:
+            consumed = cur[0] - prev[0]
+            taken = (cur[1] - cur[2]) - (prev[1] - prev[2])
+            eff = "%.4f" % (consumed / taken) if taken > 0 else ""
+        prev = cur
+        tab.append((n, "%.1f" % p, "%.1f" % q, "%.3f" % med(ratios) if ratios else "", eff))
+    write_csv("scale.csv", ["flows", "plain_mbps", "qotp_mbps", "ratio", "key_efficiency"], tab)
+    gnuplot("scale", """set title 'Concurrent flows sharing one encryptor pair (same total bytes)'
+set xlabel 'concurrent flows'; set ylabel 'Mbit/s (median)'; set logscale x 10; set yrange [0:*]
+set y2label 'qotp / plain'; set y2tics; set y2range [0:1.5]; set ytics nomirror; set key top right
+plot '%s' using 1:2 every ::1 with linespoints title 'no encryption', \\
+     '' using 1:3 every ::1 with linespoints title 'qotp', \\
+     '' using 1:4 every ::1 axes x1y2 with linespoints dt 2 title 'ratio (right axis)'
+""" % path("scale.csv"))
+    for n, _, _, ratio, eff in tab:
+        info("scale %d flows: qotp / plain throughput, key efficiency" % n,
+             "%s, %s" % (ratio or "-", eff or "-"))
+if "long" in keys and "start" in keys:
+    a, b = keys["start"], keys["long"]
+    taken = (b[1] - b[2]) - (a[1] - a[2])
+    summary("key efficiency, long streams (throughput phase, encC encrypt ring)",
+            (b[0] - a[0]) / taken if taken > 0 else None, "%.4f", 0.98, ">= 0.98")
+
+mem = [[int(x) for x in r[1:10]] for r in recs if r[0] == "mem"]
+if mem:
+    tab, per = [], []
+    for run, conns, flows, held, sa, sb, left, sc, sd in mem:
+        per_key = (sa - sb) / held if held else 0
+        flow = ((sc - sd) - left * per_key) / flows if flows else None
+        tab.append((run, conns, flows, held, sa - sb, "%.4f" % per_key, left, sc - sd,
+                    "%.0f" % flow if flow is not None else ""))
+        if flow is not None:
+            per.append(flow)
+    write_csv("mem.csv", ["run", "connections", "qotp_flows", "ring_key_bytes", "slab_freed_by_ring_flush",
+                          "slab_per_key_byte", "key_left_with_flows", "slab_freed_ending_flows",
+                          "bytes_per_flow"], tab)
+    summary("kernel memory per idle qotp flow (slab freed when %d flows end)" % mem[0][2],
+            med(per), "%.0f B", 512, "<= 512 B", higher=False)
+
+# ---- key plane
+m = re.search(r"verified key throughput ([\d.]+) MB/s \((\d+) blocks/s\)", read("kms-cache.txt") or "")
+info("key plane: verified key on one link (qkdsimd at memory speed, TLS, fsync)",
+     "%s MB/s" % m.group(1) if m else "not measured")
+lw = read("lowwater.txt")
+m = re.search(r"lowwater: median_ms=([\d.]+)", lw or "")
+info("key plane: kernel low-watermark event -> key in the ring",
+     "%s ms (median)" % m.group(1) if m else "not measured")
+rel = re.findall(r"relay: hops (\d) transfers (\d+) key_bytes_per_s (\d+) ms_median ([\d.]+)",
+                 read("relay.txt") or "")
+if rel:
+    write_csv("relay.csv", ["trusted_hops", "transfers", "key_bytes_per_s", "ms_median"], rel)
+for h in ("1", "2", "3"):
+    r = [x for x in rel if x[0] == h]
+    info("key plane: PPETP transfer through %s trusted relay%s (key B/s, median ms)" %
+         (h, "s" if h != "1" else ""),
+         "%s B/s, %s ms" % (r[0][2], r[0][3]) if r and r[0][1] != "0" else "not measured")
+
+# ---- print
+mach = (read("machine.txt") or "").strip()
+w = max(len(r[0]) for r in rows) if rows else 10
+print("== make bench summary (%s)" % out)
+if mach:
+    print(mach)
+print("%-*s  %-22s %-10s %s" % (w, "figure", "measured", "target", "verdict"))
+for r in rows:
+    print("%-*s  %-22s %-10s %s" % (w, r[0], r[1], r[2], r[3]))
+write_csv("summary.csv", ["figure", "measured", "target", "verdict"], rows)
+for n in notes:
+    print("note:", n)
+print("CSV and PNG files: %s" % out)
