@@ -2,6 +2,7 @@
 # Build tcpprobe and qotp.ko for the non-debug UML kernel and run bench/dp-compare.sh in it.
 #   bench/dp-compare-run.sh OUTFILE     (the script's whole output; CSV lines start "CSV ")
 # Sizes come from QOTP_BENCH_* (see bench/dp-compare.sh), passed into UML by uml-run.sh.
+# The UML run directory is build/bench/dp-run (its console shows progress while it runs).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:?usage: dp-compare-run.sh OUTFILE}
@@ -9,5 +10,7 @@ kmod=$("$top/scripts/build-kmod.sh" fast)
 make -s -C "$top/kms" ../build/kms/qotpctl >/dev/null
 mkdir -p "$top/build/bench"
 cc -O2 -Wall -Wextra -Werror -o "$top/build/bench/tcpprobe" "$top/bench/tcpprobe.c"
+rm -rf "$top/build/bench/dp-run"
 QOTP_KMOD=$kmod QOTP_BENCH_PROBE=$top/build/bench/tcpprobe QOTP_BENCH_STREAMS=${QOTP_BENCH_STREAMS:-$(nproc)} \
-	"$top/scripts/uml-run.sh" --fast --mem 2560M --timeout 1200 -- "$top/bench/dp-compare.sh" >"$out" 2>&1
+	"$top/scripts/uml-run.sh" --fast --mem 2560M --timeout 2400 --keep "$top/build/bench/dp-run" -- \
+	"$top/bench/dp-compare.sh" >"$out" 2>&1

@@ -20,11 +20,11 @@
 . "$QOTP_TOP/tests/lib.sh"
 . "$QOTP_TOP/tests/e2e/dp-topo.inc"
 probe=$QOTP_BENCH_PROBE
-bytes=${QOTP_BENCH_BYTES:-67108864}
+bytes=${QOTP_BENCH_BYTES:-33554432}
 rounds=${QOTP_BENCH_ROUNDS:-3}
 streams=${QOTP_BENCH_STREAMS:-2}
-rrcount=${QOTP_BENCH_RR:-2000}
-sbytes=${QOTP_BENCH_SCALE_BYTES:-33554432}
+rrcount=${QOTP_BENCH_RR:-1000}
+sbytes=${QOTP_BENCH_SCALE_BYTES:-16777216}
 idleflows=${QOTP_BENCH_IDLE:-1000}
 phases=" ${QOTP_BENCH_PHASES:-mem tput rr scale} "	# a subset, for debugging
 SRV=10.78.2.2

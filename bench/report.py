@@ -62,7 +62,7 @@ def gnuplot(name, script):
     with open(gp, "w") as f:
         f.write("set terminal pngcairo size 900,560 font 'DejaVu Sans,10'\n")
         f.write("set output '%s'\n" % path(name + ".png"))
-        f.write("set datafile separator ','\nset key top left\nset grid\n")
+        f.write("set datafile separator ','\nset datafile columnheaders\nset key top left\nset grid\n")
         f.write(script)
     r = subprocess.run(["gnuplot", gp], capture_output=True, text=True)
     if r.returncode:
@@ -115,9 +115,9 @@ if fig8:
 set xlabel 'message size'; set ylabel 'seconds (log)'; set logscale x 2; set logscale y
 set format y '10^{%%L}'; set yrange [1e-8:1]; set key bottom right
 set xtics ('1K' 1024, '4K' 4096, '16K' 16384, '64K' 65536, '256K' 262144, '1M' 1048576)
-plot '%s' using 1:2 every ::1 with linespoints title 'qotp XOR, userspace (span lookup included)', \\
-     '' using 1:3 every ::1 with linespoints title 'qotp XOR over skbs, in kernel (UML, non-debug)', \\
-     '' using 1:4 every ::1 with points pt 7 ps 2 title 'paper (64 KiB)'
+plot '%s' using 1:2 with linespoints title 'qotp XOR, userspace (span lookup included)', \\
+     '' using 1:3 with linespoints title 'qotp XOR over skbs, in kernel (UML, non-debug)', \\
+     '' using 1:4 with points pt 7 ps 2 title 'paper (64 KiB)'
 """ % path("fig8.csv"))
     u = crypto.get((65536, "qotp-xor-encdec"))
     summary("Fig. 8, 64 KiB enc+dec: paper 0.098 s / qotp userspace",
@@ -137,8 +137,8 @@ tput = [(r[1], int(r[2]), int(r[3]), float(r[4])) for r in recs if r[0] == "tput
 if tput:
     write_csv("tput.csv", ["variant", "streams", "round", "mbps"], tput)
     variants = ["plain", "qotp", "wg", "ipsec"]
-    names = {"plain": "no encryption", "qotp": "qotp (OTP)", "wg": "WireGuard (no SIMD)",
-             "ipsec": "IPsec ESP AES-GCM (no SIMD)"}
+    names = {"plain": "no encryption", "qotp": "qotp (OTP)", "wg": "WireGuard*",
+             "ipsec": "IPsec ESP GCM*"}
     streams = sorted({s for _, s, _, _ in tput})
     tab = []
     for v in variants:
@@ -156,10 +156,10 @@ if tput:
         tab.append(line)
     write_csv("tput-summary.csv", ["variant"] + ["mbps_%d_streams" % s for s in streams] +
               ["ratio_to_plain_%d_streams" % s for s in streams], tab)
-    gnuplot("tput", """set title 'TCP port 1935 through two encryptors, UML non-debug kernel (median Mbit/s)'
+    gnuplot("tput", """set title "TCP port 1935 through two encryptors, UML non-debug kernel (median Mbit/s)\\n* generic C crypto: UML has no SIMD (handicapped)"
 set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
-set ylabel 'Mbit/s'; set yrange [0:*]; set key top right
-plot '%s' using 2:xtic(1) every ::1 title '1 stream', '' using 3 every ::1 title '%d streams'
+set ylabel 'Mbit/s'; set yrange [0:*]; set xrange [-0.6:3.6]; set key top right
+plot '%s' using 2:xtic(1) title '1 stream', '' using 3 title '%d streams'
 """ % (path("tput-summary.csv"), streams[-1]))
     for s in streams:
         col = 1 + len(streams) + streams.index(s)
@@ -182,8 +182,8 @@ if rr:
     write_csv("rr-summary.csv", ["variant", "median_us", "p99_us"], tab)
     gnuplot("rr", """set title '64-byte TCP request/response round trip through two encryptors (median of rounds)'
 set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1
-set ylabel 'microseconds'; set yrange [0:*]; set key top left
-plot '%s' using 2:xtic(1) every ::1 title 'median', '' using 3 every ::1 title 'p99'
+set ylabel 'microseconds'; set yrange [0:*]; set xrange [-0.6:3.6]; set key top left
+plot '%s' using 2:xtic(1) title 'median', '' using 3 title 'p99'
 """ % path("rr-summary.csv"))
     d_med, d_p99 = [], []
     for r in sorted({r for _, r, _, _ in rr}):
@@ -222,9 +222,9 @@ if scale:
     gnuplot("scale", """set title 'Concurrent flows sharing one encryptor pair (same total bytes)'
 set xlabel 'concurrent flows'; set ylabel 'Mbit/s (median)'; set logscale x 10; set yrange [0:*]
 set y2label 'qotp / plain'; set y2tics; set y2range [0:1.5]; set ytics nomirror; set key top right
-plot '%s' using 1:2 every ::1 with linespoints title 'no encryption', \\
-     '' using 1:3 every ::1 with linespoints title 'qotp', \\
-     '' using 1:4 every ::1 axes x1y2 with linespoints dt 2 title 'ratio (right axis)'
+plot '%s' using 1:2 with linespoints title 'no encryption', \\
+     '' using 1:3 with linespoints title 'qotp', \\
+     '' using 1:4 axes x1y2 with linespoints dt 2 title 'ratio (right axis)'
 """ % path("scale.csv"))
     for n, _, _, ratio, eff in tab:
         info("scale %d flows: qotp / plain throughput, key efficiency" % n,

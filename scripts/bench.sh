@@ -18,8 +18,8 @@
 #           1, 2, 3 trusted relays (bench/kms-relay.sh); kernel low-watermark event to
 #           key in the ring with two kmsd in UML (bench/lowwater.sh)
 #
-# Sizes: QOTP_BENCH_BYTES (per throughput measurement, default 64 MiB), QOTP_BENCH_ROUNDS
-# (3), QOTP_BENCH_RR (round trips, 2000), QOTP_BENCH_SCALE_BYTES (32 MiB), QOTP_BENCH_IDLE
+# Sizes: QOTP_BENCH_BYTES (per throughput measurement, default 32 MiB), QOTP_BENCH_ROUNDS
+# (3), QOTP_BENCH_RR (round trips, 1000), QOTP_BENCH_SCALE_BYTES (16 MiB), QOTP_BENCH_IDLE
 # (1000 idle flows), KMS_BENCH_SECONDS (8), KMS_RELAY_SECONDS (6). Exit status 1 if a step could not measure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -51,17 +51,24 @@ step "Fig. 8 in the kernel: encrypt + decrypt of 1 KiB-1 MiB messages over skbs 
 step "kernel XOR vs memcpy over 64 KiB (target xor/memcpy >= 0.8; about 15 s)"
 "$top/bench/kxor/run.sh" fast | tee "$out/kxor.txt" || failed+=(kxor)
 
-step "datapath in UML: memory per idle flow, throughput (plain, qotp, WireGuard, IPsec), latency, scale (about 5 minutes)"
+step "datapath in UML: memory per idle flow, throughput (plain, qotp, WireGuard, IPsec), latency, scale (10-20 minutes)"
 "$top/bench/dp-compare-run.sh" "$out/dp-compare.out" &
 dpid=$!
-# Progress: the script's section and round lines appear in its output once UML exits, so
-# show the elapsed time meanwhile.
+# Progress: the section and round lines from the UML console as they come.
+con=$top/build/bench/dp-run/console
+shown=0
+progress() {
+	[ -f "$con" ] || return 0
+	grep -E '^==|round [0-9]|scale .* done|run [0-9]: ring|\[(OK|FAIL)' "$con" 2>/dev/null |
+		tail -n +$((shown + 1)) | sed 's/^ *//;s/^/   /'
+	shown=$(grep -cE '^==|round [0-9]|scale .* done|run [0-9]: ring|\[(OK|FAIL)' "$con" 2>/dev/null)
+}
 while kill -0 $dpid 2>/dev/null; do
-	sleep 30
-	kill -0 $dpid 2>/dev/null && printf '   ... %ds\n' $(($(date +%s) - t0))
+	sleep 15
+	progress
 done
-if wait $dpid; then
-	grep -E '^==|round|scale .* done|slab|\[(OK|FAIL)' "$out/dp-compare.out" | grep -v '^== dp-compare' | sed 's/^ *//;s/^/   /'
+progress
+if wait $dpid; then :
 else
 	failed+=(dp)
 	tail -30 "$out/dp-compare.out" >&2
