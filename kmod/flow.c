@@ -168,10 +168,15 @@ static int dec_insert(struct qotp_flow *f, const struct qotp_run *r)
 	return 0;
 }
 
-int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 end)
+int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 start, u32 end)
 {
 	unsigned int i;
 	int err;
+
+	if (!f->dec.rel_valid && (!f->dec.lo_valid || before(start, f->dec.lo))) {
+		f->dec.lo = start;
+		f->dec.lo_valid = true;
+	}
 
 	for (i = 0; i < d->n; i++) {
 		if (f->dec.rel_valid && !after(end, f->dec.rel))
@@ -219,12 +224,20 @@ static void dec_release(struct qotp_flow *f, struct qotp_ring *ring, u32 from, u
 void qotp_flow_dec_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack)
 {
 	if (!f->dec.rel_valid) {
-		/* We came in mid-stream (state lost or table full before): the key of bytes
-		 * before this ACK is out of reach; start accounting here. */
-		f->dec.rel = ack;
+		/* We came in mid-stream: an earlier state of this connection ended (idle
+		 * GC, acknowledged FINs, flush) or none could be made (table full). What an
+		 * earlier state decrypted, it released when it ended; the bytes this state
+		 * decrypted,
+		 * [lo, ...), are ours to release, from lo on like any others. Bytes before lo
+		 * it never saw: their key is not ours to release (another state's, or of
+		 * segments dropped here and sent again, which then start at or after lo). */
 		f->dec.rel_valid = true;
-		dec_release(f, NULL, ack, ack);
-		return;
+		if (!f->dec.lo_valid || !before(f->dec.lo, ack)) {
+			f->dec.rel = ack;
+			dec_release(f, NULL, ack, ack);
+			return;
+		}
+		f->dec.rel = f->dec.lo;
 	}
 	if (!after(ack, f->dec.rel))
 		return;
@@ -236,13 +249,12 @@ void qotp_flow_dec_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack)
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_dec_ack);
 
-static void dec_release_all(struct qotp_flow *f)
+VISIBLE_IF_KUNIT void qotp_flow_dec_release_all(struct qotp_flow *f)
 {
 	struct qotp_drun *e, *tmp;
 
-	if (f->dec.seen && !list_empty(&f->dec.runs)) {
-		u32 from = f->dec.rel_valid ? f->dec.rel :
-			   list_first_entry(&f->dec.runs, struct qotp_drun, node)->r.seq;
+	if (f->dec.seen && !list_empty(&f->dec.runs) && (f->dec.rel_valid || f->dec.lo_valid)) {
+		u32 from = f->dec.rel_valid ? f->dec.rel : f->dec.lo;
 
 		if (before(from, f->dec.top))
 			dec_release(f, f->peer->ring[QOTP_DIR_DECRYPT], from, f->dec.top);
@@ -253,6 +265,7 @@ static void dec_release_all(struct qotp_flow *f)
 	}
 	f->dec.nruns = 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_flow_dec_release_all);
 
 void qotp_flow_end(struct qotp_flow *f)
 {
@@ -265,7 +278,7 @@ void qotp_flow_end(struct qotp_flow *f)
 	}
 	f->dead = true;
 	enc_release_all(f);
-	dec_release_all(f);
+	qotp_flow_dec_release_all(f);
 	spin_unlock_bh(&f->lock);
 
 	rhashtable_remove_fast(&ft->ht, &f->node, flow_params);

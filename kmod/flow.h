@@ -55,8 +55,10 @@ struct qotp_flow {
 	spinlock_t lock;		/* everything below */
 	bool dead;
 	u8 fin;				/* bit QOTP_DIR_*: FIN seen in that direction */
+	u8 fin_acked;			/* bit QOTP_DIR_*: and acknowledged */
+	u32 fin_seq[2];			/* [QOTP_DIR_*]: sequence number of that FIN */
 	unsigned long last;		/* jiffies of the last segment */
-	unsigned long expires;		/* 0, or when GC ends the flow (after FINs) */
+	unsigned long expires;		/* 0, or when GC ends the flow (FINs acked) */
 	struct {
 		struct list_head spans;	/* in stream order, contiguous from head to nxt */
 		unsigned int nspans;
@@ -71,6 +73,9 @@ struct qotp_flow {
 		unsigned int nruns;
 		bool rel_valid;		/* rel known (SYN or an ACK seen) */
 		bool seen;		/* top valid */
+		bool lo_valid;		/* lo valid */
+		u32 lo;			/* came in mid-stream (no SYN): first byte this
+					 * state decrypted before rel was known */
 		u32 rel;		/* bytes before are acknowledged and their key released */
 		u32 top;		/* end of the bytes decrypted so far */
 	} dec;
@@ -124,9 +129,14 @@ int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 
 		      struct qotp_desc *d, struct qotp_kpiece pc[2]);
 /* The peer side acknowledged everything before @ack: release the spans it covers. */
 void qotp_flow_enc_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack);
-/* Remember the runs of a decrypted segment ending at @end. -ENOSPC when too many. */
-int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 end);
+/* Remember the runs of a segment whose bytes [@start, @end) were decrypted. -ENOSPC when
+ * too many. */
+int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 start, u32 end);
 /* Our side acknowledged everything before @ack: release the key of those bytes. */
 void qotp_flow_dec_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack);
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Flow end, decrypt side: releases what was decrypted and not yet released. */
+void qotp_flow_dec_release_all(struct qotp_flow *f);
+#endif
 
 #endif /* _QOTP_FLOW_H */

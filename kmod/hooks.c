@@ -387,7 +387,7 @@ static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
 	}
-	if (qotp_flow_dec_learn(f, &d, end))
+	if (qotp_flow_dec_learn(f, &d, seq + skip, end))
 		count(peer, QOTP_STAT_DROP_OTHER);	/* decrypted; only its key stays held */
 	qotp_csum_partial(skb, sg->thoff, sg->pf);
 	qotp_stat_add(peer, QOTP_STAT_DEC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
@@ -597,13 +597,19 @@ static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
 	WRITE_ONCE(f->last, jiffies);
 	if (th->ack) {
 		/* A segment toward the peer acknowledges the peer's bytes, and vice versa. */
+		enum qotp_dir other = sg.dir == QOTP_DIR_ENCRYPT ? QOTP_DIR_DECRYPT :
+								   QOTP_DIR_ENCRYPT;
+		u32 ack = ntohl(th->ack_seq);
+
 		if (sg.dir == QOTP_DIR_ENCRYPT) {
 			ring = peer->ring[QOTP_DIR_DECRYPT];
-			qotp_flow_dec_ack(f, ring, ntohl(th->ack_seq));
+			qotp_flow_dec_ack(f, ring, ack);
 		} else {
 			ring = peer->ring[QOTP_DIR_ENCRYPT];
-			qotp_flow_enc_ack(f, ring, ntohl(th->ack_seq));
+			qotp_flow_enc_ack(f, ring, ack);
 		}
+		if ((f->fin & BIT(other)) && after(ack, f->fin_seq[other]))
+			f->fin_acked |= BIT(other);
 	}
 	if (th->syn) {
 		if (sg.dir == QOTP_DIR_ENCRYPT && !f->enc.init) {
@@ -630,11 +636,15 @@ static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
 			changed = qotp_tcp_clamp_mss(skb, sg.thoff);
 		}
 	}
-	if (th->fin) {
+	if (th->fin && !(f->fin & BIT(sg.dir))) {
 		f->fin |= BIT(sg.dir);
-		if (f->fin == (BIT(QOTP_DIR_ENCRYPT) | BIT(QOTP_DIR_DECRYPT)) && !f->expires)
-			f->expires = (jiffies + 10 * HZ) | 1;
+		f->fin_seq[sg.dir] = seq + plen;
 	}
+	/* Only once both FINs are acknowledged has every byte arrived: a flow ended
+	 * earlier releases (and wipes) the key of bytes still to be retransmitted, which
+	 * the other encryptor, its flow still alive, would send with that same key. */
+	if (f->fin_acked == (BIT(QOTP_DIR_ENCRYPT) | BIT(QOTP_DIR_DECRYPT)) && !f->expires)
+		f->expires = (jiffies + 10 * HZ) | 1;
 	if (plen)
 		v = sg.dir == QOTP_DIR_ENCRYPT ? encrypt(f, skb, &sg, seq, plen) :
 						 decrypt(f, skb, &sg, seq, plen);

@@ -197,9 +197,9 @@ static void flow_dec_release(struct kunit *test)
 			d.n = 2;
 			d.run[1] = (struct qotp_run){ isn + b, 1 + b / BLK, 0 };
 		}
-		KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off + 1000), 0);
+		KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off, isn + off + 1000), 0);
 		if (off == 5000)	/* a duplicate, learnt again */
-			KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off + 1000), 0);
+			KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, isn + off, isn + off + 1000), 0);
 	}
 	qotp_flow_dec_ack(&c->f, c->peer.ring[1], isn + 4500);
 	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 4500ULL);
@@ -215,6 +215,56 @@ static void flow_dec_release(struct kunit *test)
 
 /* Two flows interleaving on one ring: a retransmission over three of one flow's runs
  * cannot be described (-E2BIG, with the first two filled in); over two it can. */
+/*
+ * Decrypt side, state lost (idle GC) while the sender goes on: the new state comes in
+ * mid-stream, with no SYN. The key of what it decrypts before its first ACK is released
+ * by that ACK and, at flow end, the rest it decrypted; never bytes it did not decrypt
+ * (before lo: an earlier state's, released by that state already).
+ */
+static void flow_dec_midstream(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	const u32 base = 0x7ffffe00;
+	struct qotp_desc d = { .n = 1 };
+
+	push(test, c, QOTP_DIR_DECRYPT, 2);
+	spin_lock_bh(&c->f.lock);
+	/* A GSO packet segmented downstream: its run starts 500 bytes before the first
+	 * byte this state sees. Bytes 500..1500 of block 1, then 1500..2500. */
+	d.run[0] = (struct qotp_run){ base, 1, 0 };
+	KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, base + 500, base + 1500), 0);
+	KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, base + 1500, base + 2500), 0);
+	/* The first ACK covers the first segment: its key is released, nothing before. */
+	qotp_flow_dec_ack(&c->f, c->peer.ring[1], base + 1500);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 1000ULL);
+	KUNIT_EXPECT_EQ(test, qotp_ring_avail(c->peer.ring[1]), (u64)(2 * BLK - 1000));
+	qotp_flow_dec_ack(&c->f, c->peer.ring[1], base + 2500);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 2000ULL);
+	/* More, then the flow ends before the ACK: released at the end, once. */
+	d.run[0] = (struct qotp_run){ base + 2500, 1, 2500 };
+	KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, base + 2500, base + 3000), 0);
+	qotp_flow_dec_release_all(&c->f);
+	spin_unlock_bh(&c->f.lock);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 2500ULL);
+	KUNIT_EXPECT_EQ(test, qotp_ring_avail(c->peer.ring[1]), (u64)(2 * BLK - 2500));
+	fctx_done(c);
+}
+
+/* A mid-stream state that ends before any ACK releases exactly what it decrypted. */
+static void flow_dec_midstream_no_ack(struct kunit *test)
+{
+	struct fctx *c = fctx_new(test);
+	struct qotp_desc d = { .n = 1, .run = { { 1000, 1, 100 } } };
+
+	push(test, c, QOTP_DIR_DECRYPT, 1);
+	spin_lock_bh(&c->f.lock);
+	KUNIT_ASSERT_EQ(test, qotp_flow_dec_learn(&c->f, &d, 1300, 1800), 0);
+	qotp_flow_dec_release_all(&c->f);
+	spin_unlock_bh(&c->f.lock);
+	KUNIT_EXPECT_EQ(test, consumed(c, QOTP_DIR_DECRYPT), 500ULL);
+	fctx_done(c);
+}
+
 static void flow_two_runs_at_most(struct kunit *test)
 {
 	struct fctx *c = fctx_new(test);
@@ -282,6 +332,8 @@ static struct kunit_case flow_cases[] = {
 	KUNIT_CASE(flow_same_bytes_same_key),
 	KUNIT_CASE(flow_release_after_ack),
 	KUNIT_CASE(flow_dec_release),
+	KUNIT_CASE(flow_dec_midstream),
+	KUNIT_CASE(flow_dec_midstream_no_ack),
 	KUNIT_CASE(flow_two_runs_at_most),
 	KUNIT_CASE(flow_starve_keeps_reservation),
 	{}
