@@ -221,19 +221,20 @@ static void count(struct qotp_peer *peer, enum qotp_stat s)
  * answers with a duplicate ACK saying how far it is) and the sender sends the rest again.
  * A FIN sits after the last byte, so it goes with the bytes cut off.
  */
-static int trim_payload(struct sk_buff *skb, const struct seg *sg, unsigned int keep)
+VISIBLE_IF_KUNIT int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff,
+				       unsigned int hdrlen, u8 pf, unsigned int keep)
 {
 	struct tcphdr *th;
 
-	if (skb_ensure_writable(skb, sg->hdrlen) || pskb_trim(skb, sg->hdrlen + keep))
+	if (skb_ensure_writable(skb, hdrlen) || pskb_trim(skb, hdrlen + keep))
 		return -ENOMEM;
 	if (skb_is_gso(skb) && keep <= skb_shinfo(skb)->gso_size)
 		skb_gso_reset(skb);
-	th = (struct tcphdr *)(skb->data + sg->thoff);
+	th = (struct tcphdr *)(skb->data + thoff);
 	th->fin = 0;
 	if (!keep)
 		th->psh = 0;
-	if (sg->pf == NFPROTO_IPV4) {
+	if (pf == NFPROTO_IPV4) {
 		struct iphdr *iph = ip_hdr(skb);
 
 		iph->tot_len = htons(skb->len);
@@ -243,6 +244,7 @@ static int trim_payload(struct sk_buff *skb, const struct seg *sg, unsigned int 
 	}
 	return 0;
 }
+EXPORT_SYMBOL_IF_KUNIT(qotp_trim_payload);
 
 static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
 			    u32 seq, u32 plen)
@@ -269,7 +271,7 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 			return V_SEGMENT;
 		/* A retransmission TCP built from several segments whose key lies in more
 		 * than two runs: send what the first two describe. */
-		if (trim_payload(skb, sg, pc[0].len + pc[1].len)) {
+		if (qotp_trim_payload(skb, sg->thoff, sg->hdrlen, sg->pf, pc[0].len + pc[1].len)) {
 			count(peer, QOTP_STAT_DROP_NOMEM);
 			return V_DROP;
 		}
@@ -284,7 +286,7 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		 * packet may carry new bytes too: those are sent, each segment on its own. */
 		if (skb_is_gso(skb))
 			return V_SEGMENT;
-		if (trim_payload(skb, sg, 0)) {
+		if (qotp_trim_payload(skb, sg->thoff, sg->hdrlen, sg->pf, 0)) {
 			count(peer, QOTP_STAT_DROP_NOMEM);
 			return V_DROP;
 		}

@@ -17,6 +17,13 @@ struct sk_buff;
 int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
 		     unsigned int olen, u8 pf, unsigned int *sack_cut);
 
+#if IS_ENABLED(CONFIG_KUNIT)
+/* Cuts a segment's payload to its first @keep bytes (@hdrlen: network + TCP header);
+ * clears FIN, and PSH when nothing is left; fixes the IP length. 0 or -ENOMEM. */
+int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff, unsigned int hdrlen, u8 pf,
+		      unsigned int keep);
+#endif
+
 /* Lowers a SYN's MSS option by QOTP_OPT_SPACE (not below 536 - QOTP_OPT_SPACE); true if
  * it changed. The header must be writable. */
 bool qotp_tcp_clamp_mss(struct sk_buff *skb, unsigned int thoff);

@@ -382,6 +382,71 @@ static void add_opt_sack_room(struct kunit *test)
 	}
 }
 
+/*
+ * Cutting a segment's payload (a 3-run retransmission cut to two runs; a stale one cut
+ * to a pure ACK): every length into the head and into the page frag, v4 and v6, with a
+ * clone holding the original, which must not change.
+ */
+static void trim_payload(struct kunit *test)
+{
+	static const u8 pfs[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	static const unsigned int keeps[] = { 0, 1, PAY_LIN, PAY_LIN + 1, PAY_LIN + PAY_FRAG - 1,
+					      PAY_LIN + PAY_FRAG };
+	unsigned int i, j;
+
+	for (i = 0; i < ARRAY_SIZE(pfs); i++)
+		for (j = 0; j < ARRAY_SIZE(keeps); j++) {
+			u8 pf = pfs[i];
+			unsigned int nh = nhlen(pf), keep = keeps[j], full;
+			struct sk_buff *skb = build_seg(test, pf, CHECKSUM_NONE), *orig;
+			u8 *before;
+
+			tcp_hdr(skb)->fin = 1;
+			tcp_hdr(skb)->psh = 1;
+			full = skb->len;
+			before = kunit_kmalloc(test, full, GFP_KERNEL);
+			KUNIT_ASSERT_NOT_NULL(test, before);
+			KUNIT_ASSERT_EQ(test, skb_copy_bits(skb, 0, before, full), 0);
+			orig = skb_clone(skb, GFP_KERNEL);
+			KUNIT_ASSERT_NOT_NULL(test, orig);
+
+			KUNIT_ASSERT_EQ(test, qotp_trim_payload(skb, nh, nh + TCPHDR, pf, keep), 0);
+			KUNIT_EXPECT_EQ(test, skb->len, nh + TCPHDR + keep);
+			KUNIT_EXPECT_EQ(test, (int)tcp_hdr(skb)->fin, 0);
+			KUNIT_EXPECT_EQ(test, (int)tcp_hdr(skb)->psh, keep ? 1 : 0);
+			if (pf == NFPROTO_IPV4) {
+				KUNIT_EXPECT_EQ(test, ntohs(ip_hdr(skb)->tot_len), skb->len);
+				KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(ip_hdr(skb), 5), 0);
+			} else {
+				KUNIT_EXPECT_EQ(test, ntohs(ipv6_hdr(skb)->payload_len) + nh,
+						skb->len);
+			}
+			/* The payload kept is the original's first bytes ... */
+			if (keep) {
+				u8 *got = kunit_kmalloc(test, keep, GFP_KERNEL);
+
+				KUNIT_ASSERT_NOT_NULL(test, got);
+				KUNIT_ASSERT_EQ(test, skb_copy_bits(skb, nh + TCPHDR, got, keep), 0);
+				KUNIT_EXPECT_MEMEQ(test, got, before + nh + TCPHDR, keep);
+			}
+			/* ... the sum over what is left verifies once recomputed ... */
+			qotp_csum_partial(skb, nh, pf);
+			KUNIT_ASSERT_EQ(test, skb_checksum_help(skb), 0);
+			KUNIT_EXPECT_EQ(test, (u16)tcp_full_csum(skb, pf), 0);
+			/* ... and the clone (a retransmit queue's copy) is untouched. */
+			KUNIT_EXPECT_EQ(test, orig->len, full);
+			{
+				u8 *o = kunit_kmalloc(test, full, GFP_KERNEL);
+
+				KUNIT_ASSERT_NOT_NULL(test, o);
+				KUNIT_ASSERT_EQ(test, skb_copy_bits(orig, 0, o, full), 0);
+				KUNIT_EXPECT_MEMEQ(test, o, before, full);
+			}
+			kfree_skb(orig);
+			kfree_skb(skb);
+		}
+}
+
 static void clamp_mss(struct kunit *test)
 {
 	struct sk_buff *skb = alloc_skb(64, GFP_KERNEL);
@@ -420,6 +485,7 @@ static struct kunit_case csum_cases[] = {
 	KUNIT_CASE(csum_corrupt_refused),
 	KUNIT_CASE(add_opt_layout),
 	KUNIT_CASE(add_opt_sack_room),
+	KUNIT_CASE(trim_payload),
 	KUNIT_CASE(clamp_mss),
 	{}
 };
