@@ -58,10 +58,12 @@ dpid=$!
 con=$top/build/bench/dp-run/console
 shown=0
 progress() {
+	local lines n
 	[ -f "$con" ] || return 0
-	grep -E '^==|round [0-9]|scale .* done|run [0-9]: ring|\[(OK|FAIL)' "$con" 2>/dev/null |
-		tail -n +$((shown + 1)) | sed 's/^ *//;s/^/   /'
-	shown=$(grep -cE '^==|round [0-9]|scale .* done|run [0-9]: ring|\[(OK|FAIL)' "$con" 2>/dev/null)
+	lines=$(grep -E '^==|round [0-9]|scale .* done|run [0-9]: ring|\[(OK|FAIL)' "$con" 2>/dev/null)
+	n=$(printf '%s\n' "$lines" | grep -c .)
+	[ "$n" -gt "$shown" ] && printf '%s\n' "$lines" | tail -n +$((shown + 1)) | sed 's/^ *//;s/^/   /'
+	shown=$n
 }
 while kill -0 $dpid 2>/dev/null; do
 	sleep 15
