@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Key rate below the stream's bitrate, then raised (topology: kms-faults.inc).
+#
+# qkdsimd runs at 160 kbit/s: about 10 KB/s of key per direction against a ~105 KB/s
+# stream (an 8 s H.264/AAC clip published from the client to nginx behind site A, played
+# back from the client). Player and publisher start as soon as the first key is in the
+# rings, so the stream uses key from the low rate, not from a stock built up beforehand.
+#  - The stream starts (key trickles in) but cannot keep its bitrate: over 5 s of it,
+#    encC encrypts at most half of the clip's bitrate, drops segments for want of key
+#    (fail closed) and reports KEY_EMPTY events, while kmsd holds no stock of verified key
+#    (under 256 KiB at each end: the key rate is the limit, not distribution).
+#  - Nothing leaks: tshark on mid dissects no RTMP command and finds no plaintext marker,
+#    while a capture of the same stream on the client's LAN finds both (the detectors fire
+#    on this very traffic).
+#  - qkdsimd is restarted at 16 Mbit/s (kmsd reconnects to it): the publisher finishes,
+#    later than the clip's length (it did stall), and every packet played back equals the
+#    source.
+# Not yet part of make check (tests/run.sh skips it: not executable): on the shared 2-core
+# machine it has not yet passed within E2E_TIMEOUT. Run it by hand:
+#   scripts/uml-run.sh --timeout 900 -- tests/e2e/kms-faults-starve.sh
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/dp-topo.inc"
+. "$(dirname "$0")/kms-faults.inc"
+LOW_RATE=160000
+HIGH_RATE=16000000
+
+capture_start mid eth1 "$T/wire.pcapng" && ok "tshark on mid (eavesdropper)" || fail "tshark on mid"
+# The control needs only the stream's start (handshake, connect, metadata): 300 frames.
+bg cap_lan_pcapng nsx client tshark -n -i eth0 -c 300 -w "$T/lan.pcapng" -q
+until_s 30 grep -q "Capturing on" "$T/cap_lan_pcapng.log" && ok "tshark on the client's LAN (plaintext control, 300 frames)" ||
+	fail "tshark on the client's LAN"
+bitrate=$(( $(wc -c <"$T/src.flv") / SECS ))
+bg qkd1 "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r $LOW_RATE -b 4096
+wait_for 10 grep -q "listening on" "$T/qkd1.log" || fail "qkdsimd listens"
+bg kmsb nsx encC "$QOTP_BIN/kmsd" -f -v -c "$T/kms-b.conf"
+bg kmsa nsx encS "$QOTP_BIN/kmsd" -f -v -c "$T/kms-a.conf"
+some() { [ "$(ring encC 2 encrypt avail)" -gt 0 ] && [ "$(ring encS 1 encrypt avail)" -gt 0 ]; }
+check "first key in both encrypt rings" until_s 60 some
+play 1 && ok "player connected" || fail "player connected"
+t_pub=$(now); s_pub=$SECONDS
+publish 1
+encb() { nsx encC "$qotpctl" show --json | python3 -c 'import json,sys; print(sum(p["stats"]["enc_bytes"] for p in json.load(sys.stdin)["peers"]))'; }
+flowing() { [ "$(encb)" -ge 100000 ]; }
+check "at $LOW_RATE bit/s the stream starts: 100 KB encrypted at encC" until_s 120 flowing
+# Five seconds of the starved stream: the scenario itself, not a wait for something.
+e0=$(encb); d0=$(stat encC 2 drop_no_key); t_hold=$(now); s0=$SECONDS
+sleep 5
+e1=$(encb); d1=$(stat encC 2 drop_no_key); t_raise=$(now); dt=$((SECONDS - s0))
+stockA=$(kjson kms-a links verified_bytes); stockB=$(kjson kms-b links verified_bytes)
+rate=$(( (e1 - e0) / dt ))
+note "over ${dt} s: encC encrypted $rate B/s (clip: $bitrate B/s), $((d1 - d0)) no-key drops; verified stock kms-a $stockA B, kms-b $stockB B"
+check "the stream is held below half its bitrate ($rate < $bitrate / 2 B/s)" test "$rate" -lt $((bitrate / 2))
+check "encC drops segments for want of key meanwhile (fail closed: $((d1 - d0)))" test "$d1" -gt "$d0"
+ke=$(( $(events C key-empty 2 encrypt "$t_hold") - $(events C key-empty 2 encrypt "$t_raise") ))
+check "KEY_EMPTY events of encC's encrypt ring meanwhile ($ke)" test "$ke" -gt 0
+check "kmsd holds no stock of verified key (< 256 KiB at each end): the key rate is the limit" \
+	test "$stockA" -lt 262144 -a "$stockB" -lt 262144
+kill -TERM "$PID_qkd1"
+until_s 10 gone "$PID_qkd1"
+bg qkd2 "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r $HIGH_RATE -b 4096
+wait_for 10 grep -q "listening on" "$T/qkd2.log" || fail "qkdsimd restarts"
+published 1 120; rc=$?
+took=$((SECONDS - s_pub))
+check "publisher finishes once the key rate is raised (exit $rc)" test "$rc" = 0
+check "the stream stalled: a ${SECS} s clip took ${took} s to publish" test "$took" -ge $((SECS + 3))
+played 1 "after the raise"
+cap_stop "$T/wire.pcapng"
+cap_stop "$T/lan.pcapng"
+note "kernel events since the stream started: encC encrypt ring low-watermark $(events C low-watermark 2 encrypt "$t_pub"), key-empty $(events C key-empty 2 encrypt "$t_pub"); encS encrypt ring key-empty $(events S key-empty 1 encrypt "$t_pub")"
+wire_clean "$T/wire.pcapng" "starved and raised"
+nlan=$(rtmp_messages "$T/lan.pcapng")
+mlan=$(plaintext_markers "$T/lan.pcapng" 2>/dev/null | tr '\n' ',')
+check "control: tshark dissects RTMP commands on the client's LAN ($nlan)" test "$nlan" -gt 0
+check "control: plaintext markers on the client's LAN (${mlan%,})" test -n "$mlan"
+
+# --- every ring
+for r in "encC 2 encrypt" "encC 2 decrypt" "encS 1 encrypt" "encS 1 decrypt"; do
+	v=$(ring $r refused)
+	[ "$v" = 0 ] && ok "${r}: no block id refused (none pushed twice)" || fail "${r}: $v pushes refused"
+done
+check "no push refused in any kmsd log" \
+	bash -c "! grep -E 'push (encrypt|decrypt) id' '$T/kmsa.log' '$T/kmsb.log'"
+for n in "encC 2" "encS 1"; do
+	for c in drop_csum drop_bad_desc drop_no_desc; do
+		v=$(stat $n $c)
+		[ "$v" = 0 ] && ok "${n% *}: $c = 0" || fail "${n% *}: $c = $v"
+	done
+done
+note "no-key drops in all: encC $(stat encC 2 drop_no_key), encS $(stat encS 1 drop_no_key)"
+finish
