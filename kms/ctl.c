@@ -207,12 +207,36 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 		evbuffer_add_printf(o, "]\n");
 }
 
+struct rates {
+	double window_s, qkd_bps, verified_per_s, used_bps;
+};
+
+/* Rates between the oldest and the newest of the last RATE_SAMPLES one-second samples. */
+static struct rates link_rates(const struct link *l)
+{
+	struct rates r = { 0 };
+	const struct rate_sample *a, *b;
+
+	if (l->rs_n < 2)
+		return r;
+	b = &l->rs[(l->rs_next + RATE_SAMPLES - 1) % RATE_SAMPLES];
+	a = &l->rs[(l->rs_next + RATE_SAMPLES - l->rs_n) % RATE_SAMPLES];
+	if (b->ms <= a->ms)
+		return r;
+	r.window_s = (b->ms - a->ms) / 1000.0;
+	r.qkd_bps = (b->qkd_bytes - a->qkd_bytes) / r.window_s;
+	r.verified_per_s = (b->verified_blocks - a->verified_blocks) / r.window_s;
+	r.used_bps = (b->used_bytes - a->used_bytes) / r.window_s;
+	return r;
+}
+
 static void cmd_keys(struct kmsd *d, struct evbuffer *o, int json)
 {
 	if (json)
 		evbuffer_add_printf(o, "[");
 	for (size_t i = 0; i < d->n_links; i++) {
 		struct store_link_stats s;
+		struct rates r = link_rates(&d->links[i]);
 
 		if (store_link_stats(d->st, d->links[i].nb.id, &s))
 			memset(&s, 0, sizeof(s));
@@ -224,7 +248,9 @@ static void cmd_keys(struct kmsd *d, struct evbuffer *o, int json)
 						    block_state_name(st),
 						    (unsigned long long)s.blocks[st],
 						    (unsigned long long)s.bytes[st]);
-			evbuffer_add_printf(o, "}");
+			evbuffer_add_printf(o, ",\"rates\":{\"window_s\":%.1f,\"qkd_bytes_per_s\":%.0f,"
+					    "\"verified_blocks_per_s\":%.2f,\"used_bytes_per_s\":%.0f}}",
+					    r.window_s, r.qkd_bps, r.verified_per_s, r.used_bps);
 			continue;
 		}
 		evbuffer_add_printf(o, "link %s\n", d->links[i].nb.id);
@@ -232,6 +258,9 @@ static void cmd_keys(struct kmsd *d, struct evbuffer *o, int json)
 			evbuffer_add_printf(o, "  %-10s %10llu blocks %14llu bytes\n",
 					    block_state_name(st), (unsigned long long)s.blocks[st],
 					    (unsigned long long)s.bytes[st]);
+		evbuffer_add_printf(o, "  rates over %.0f s: QKD in %.0f B/s, verified %.2f blocks/s, "
+				    "used %.0f B/s\n", r.window_s, r.qkd_bps, r.verified_per_s,
+				    r.used_bps);
 	}
 	if (json)
 		evbuffer_add_printf(o, "]\n");

@@ -54,18 +54,12 @@ struct kd_pending {			/* an offer of ours awaiting ACCEPT */
 	uint8_t *key;
 };
 
-struct kd_map {				/* a pushed block: ring id -> link block id */
-	uint64_t ring_id, link_id;
-};
-
 struct kd_link {
 	struct link *l;
 	struct dist_pair *dp;
 	struct dist_persist ps;
 	char state_path[KMS_PATH_MAX + KMS_ID_MAX + 16];
 	struct kd_pending pend[KD_MAX_INFLIGHT];
-	struct kd_map *map[2];		/* DIST_OUT, DIST_IN */
-	size_t n_map[2];
 	uint64_t delivered_bytes[2], delivered_blocks[2];	/* pushed into the kernel */
 	uint64_t consumed, burnt, push_errors;
 	/* remote pairs: PPETP transfers this pair started to get key material */
@@ -193,26 +187,56 @@ static struct kd_pending *pend_find(struct kd_link *k, uint64_t ring_id)
 	return NULL;
 }
 
+/* The pushed-block map lives in the store, so RELEASED still finds it after a restart. */
 static void map_add(struct kd_link *k, int dir, uint64_t ring_id, uint64_t link_id)
 {
-	if (k->n_map[dir] >= DIST_MAX_TRACKED) {
-		/* cannot happen: distrib refuses more; forget the oldest rather than fail */
-		memmove(k->map[dir], k->map[dir] + 1, (DIST_MAX_TRACKED - 1) * sizeof(struct kd_map));
-		k->n_map[dir]--;
-	}
-	k->map[dir][k->n_map[dir]++] = (struct kd_map){ ring_id, link_id };
+	struct kmsd *d = k->l->d;
+
+	if (store_dist_map_add(d->st, k->l->nb.id, dir, ring_id, link_id) < 0)
+		log_warnx("%s: cannot record pushed block %" PRIu64 ": %s; its store row stays "
+			  "delivered", k->l->nb.id, ring_id, store_errmsg(d->st));
 }
 
 static int map_take(struct kd_link *k, int dir, uint64_t ring_id, uint64_t *link_id)
 {
-	for (size_t i = 0; i < k->n_map[dir]; i++) {
-		if (k->map[dir][i].ring_id != ring_id)
-			continue;
-		*link_id = k->map[dir][i].link_id;
-		k->map[dir][i] = k->map[dir][--k->n_map[dir]];
-		return 0;
-	}
-	return -1;
+	return store_dist_map_take(k->l->d->st, k->l->nb.id, dir, ring_id, link_id) == 0 ? 0 : -1;
+}
+
+/* A block that will never be (or no longer is) in the kernel: unmap it, burn its key. */
+static void forget(struct kd_link *k, int dir, uint64_t ring_id, uint64_t ref)
+{
+	uint64_t x;
+
+	map_take(k, dir, ring_id, &x);
+	burn(k, dir, ref);
+}
+
+struct drain_ctx {
+	struct kd_link *k;
+	int dir;
+};
+
+static void drain_one(void *arg, uint64_t ring_id, uint64_t ref)
+{
+	struct drain_ctx *c = arg;
+
+	burn(c->k, c->dir, ref);
+}
+
+/*
+ * Blocks the kernel cannot hold (ring lost; or, at pair start, ids above its ring's last
+ * id: offered or taken but never pushed before a crash) that dist does not track: burn
+ * their store keys. Every block is mapped from the moment its key is taken for a ring id
+ * (before the OFFER leaves / before the decrypt push), so none is forgotten.
+ */
+static void map_drain(struct kd_link *k, int dir, uint64_t above_id)
+{
+	struct drain_ctx c = { k, dir };
+	int n = store_dist_map_drain(k->l->d->st, k->l->nb.id, dir, above_id, drain_one, &c);
+
+	if (n > 0)
+		log_info("%s: %d pushed %s blocks the kernel no longer holds burnt", k->l->nb.id,
+			 n, dir == DIST_OUT ? "encrypt" : "decrypt");
 }
 
 static int send_dist(struct kd_link *k, uint8_t type, uint64_t id, int we_encrypt)
@@ -307,10 +331,12 @@ static void refill(struct kd_link *k)
 			burn(k, DIST_OUT, b->id);
 			return;
 		}
+		/* mapped before the offer leaves: a crash from here on leaves it findable */
+		map_add(k, DIST_OUT, id, b->id);
 		p->key = malloc(len);
 		if (!p->key) {
 			explicit_bzero(b->key, b->len);
-			burn(k, DIST_OUT, b->id);
+			forget(k, DIST_OUT, id, b->id);
 			return;
 		}
 		memcpy(p->key, b->key, len);
@@ -380,22 +406,24 @@ static void on_offer(struct kd_link *k, const struct dist_msg *dm)
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
+	map_add(k, DIST_IN, dm->id, dm->ref);	/* before the push: see map_drain */
 	if (dm->len > b->len || dist_in_accepted(k->dp, dm->id) || persist(k)) {
 		explicit_bzero(b->key, b->len);
-		burn(k, DIST_IN, dm->ref);
+		forget(k, DIST_IN, dm->id, dm->ref);
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
 	rc = push(k, QOTP_DIR_DECRYPT, dm->id, b->key, dm->len);
 	explicit_bzero(b->key, b->len);
 	if (rc) {
-		burn(k, DIST_IN, dm->ref);
+		forget(k, DIST_IN, dm->id, dm->ref);
 		send_dist(k, DIST_REJECT, dm->id, 0);
 		return;
 	}
 	dist_pushed(k->dp, DIST_IN, dm->id, dm->len);
-	map_add(k, DIST_IN, dm->id, dm->ref);
 	k->delivered_bytes[DIST_IN] += dm->len;
+	if (k->l->quantum)
+		k->l->used_bytes += dm->len;
 	k->delivered_blocks[DIST_IN]++;
 	send_dist(k, DIST_ACCEPT, dm->id, 0);
 }
@@ -413,12 +441,13 @@ static void on_accept(struct kd_link *k, uint64_t id)
 	if (dist_offer_accepted(k->dp, id, &len) || len != p->len ||
 	    push(k, QOTP_DIR_ENCRYPT, id, p->key, p->len)) {
 		pend_free(p);
-		burn(k, DIST_OUT, link_id);
+		forget(k, DIST_OUT, id, link_id);
 		return;
 	}
 	dist_pushed(k->dp, DIST_OUT, id, len);
-	map_add(k, DIST_OUT, id, link_id);
 	k->delivered_bytes[DIST_OUT] += len;
+	if (k->l->quantum)
+		k->l->used_bytes += len;
 	k->delivered_blocks[DIST_OUT]++;
 	pend_free(p);
 	refill(k);
@@ -433,7 +462,7 @@ static void on_reject(struct kd_link *k, uint64_t id)
 		uint64_t link_id = p->link_id;
 
 		pend_free(p);
-		burn(k, DIST_OUT, link_id);
+		forget(k, DIST_OUT, id, link_id);
 	}
 }
 
@@ -446,7 +475,7 @@ static void drop_cb(void *arg, enum dist_dir dir, uint64_t id)
 	if (dir == DIST_OUT && (p = pend_find(k, id))) {
 		link_id = p->link_id;
 		pend_free(p);
-		burn(k, DIST_OUT, link_id);
+		forget(k, DIST_OUT, id, link_id);
 		return;
 	}
 	if (map_take(k, dir, id, &link_id) == 0)
@@ -459,6 +488,7 @@ int kd_recv(struct link *l, const struct msg *m)
 	const struct dist_msg *dm = &m->dist;
 	struct kd *kd = l->d->kd;
 	uint64_t first;
+	int rc;
 	int enc_is_peer = !strcmp(dm->enc, l->nb.id) && !strcmp(dm->dec, l->d->cf.node_id);
 	int enc_is_us = !strcmp(dm->enc, l->d->cf.node_id) && !strcmp(dm->dec, l->nb.id);
 
@@ -488,6 +518,7 @@ int kd_recv(struct link *l, const struct msg *m)
 		if (kd->kk)
 			kk_flush(kd->kk, l->nb.qotp_peer, QOTP_DIR_DECRYPT);
 		dist_peer_resync(k->dp, DIST_RESYNC, drop_cb, k, &first);
+		map_drain(k, DIST_IN, 0);
 		persist(k);
 		return 0;
 	case DIST_RESYNC_REQ:		/* the peer lost its decrypt ring: restart our encrypt ring */
@@ -495,8 +526,9 @@ int kd_recv(struct link *l, const struct msg *m)
 			return -1;
 		if (kd->kk)
 			kk_flush(kd->kk, l->nb.qotp_peer, QOTP_DIR_ENCRYPT);
-		if (dist_peer_resync(k->dp, DIST_RESYNC_REQ, drop_cb, k, &first) == DIST_RESYNC &&
-		    persist(k) == 0)
+		rc = dist_peer_resync(k->dp, DIST_RESYNC_REQ, drop_cb, k, &first);
+		map_drain(k, DIST_OUT, 0);
+		if (rc == DIST_RESYNC && persist(k) == 0)
 			send_dist(k, DIST_RESYNC, first, 1);
 		refill(k);
 		return 0;
@@ -520,6 +552,7 @@ static void kernel_lost(struct kd_link *k, int dir)
 	if (!k->dp)
 		return;
 	t = dist_kernel_lost(k->dp, dir, drop_cb, k, &first);
+	map_drain(k, dir, 0);		/* blocks pushed before a restart of ours */
 	persist(k);
 	if (t == DIST_RESYNC)
 		send_dist(k, DIST_RESYNC, first, 1);
@@ -604,6 +637,9 @@ static void pair_start(struct kd_link *k)
 		set_err(k, "qotp peer not usable", -rc);
 		return;
 	}
+	/* A fresh kernel ring (module reloaded, peer re-added) holds none of our old blocks. */
+	map_drain(k, DIST_OUT, out_last);
+	map_drain(k, DIST_IN, in_last);
 	load_persist(k);
 	k->dp = dist_pair_new(d->cf.node_id, k->l->nb.id, &cfg, &k->ps, out_last, in_last);
 	if (!k->dp) {
@@ -732,11 +768,7 @@ int kd_init(struct kmsd *d)
 		if (!k)
 			return -1;
 		k->l = l;
-		k->map[0] = calloc(DIST_MAX_TRACKED, sizeof(struct kd_map));
-		k->map[1] = calloc(DIST_MAX_TRACKED, sizeof(struct kd_map));
 		l->kd = k;
-		if (!k->map[0] || !k->map[1])
-			return -1;
 		snprintf(k->state_path, sizeof(k->state_path), "%s.dist-%s", d->cf.store, l->nb.id);
 	}
 	event_active(kd->retry_ev, 0, 0);
@@ -757,8 +789,6 @@ void kd_free(struct kmsd *d)
 		for (int j = 0; j < KD_MAX_INFLIGHT; j++)
 			pend_free(&k->pend[j]);
 		dist_pair_free(k->dp);
-		free(k->map[0]);
-		free(k->map[1]);
 		free(k);
 		kd_at(d, i)->kd = NULL;
 	}

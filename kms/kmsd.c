@@ -59,6 +59,8 @@ static void qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 	}
 	for (i = 0; i < n && rc >= 0; i++) {
 		rc = store_add_fresh(l->d->st, l->nb.id, b[i].id, b[i].key, b[i].len, now);
+		if (rc == 0)
+			l->qkd_bytes += b[i].len;
 		if (rc == 1) {
 			l->qkd_dup++;
 			log_warnx("link %s: QKD block %llu seen before, ignored", l->nb.id,
@@ -105,6 +107,22 @@ static void reconnect_cb(evutil_socket_t fd, short ev, void *arg)
 	peer_dial(arg);
 }
 
+static void rate_sample(struct link *l, uint64_t ms)
+{
+	struct rate_sample *r = &l->rs[l->rs_next];
+	uint64_t v;
+
+	if (store_link_verified_total(l->d->st, l->nb.id, &v))
+		return;
+	r->ms = (int64_t)ms;
+	r->qkd_bytes = l->qkd_bytes;
+	r->verified_blocks = v;
+	r->used_bytes = l->used_bytes;
+	l->rs_next = (l->rs_next + 1) % RATE_SAMPLES;
+	if (l->rs_n < RATE_SAMPLES)
+		l->rs_n++;
+}
+
 static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct kmsd *d = arg;
@@ -116,6 +134,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 		int full;
 
 		cache_tick(&l->cache, now);
+		rate_sample(l, mono_ms());
 		live = store_link_live_bytes(d->st, l->nb.id);
 		if (live < 0)
 			continue;

@@ -30,6 +30,8 @@ struct ctl_req;
  * carry end-to-end PPETP messages (and key distribution of transfer keys). For a remote
  * only nb.id, nb.address and nb.qotp_peer are set.
  */
+#define RATE_SAMPLES 11		/* rates over the last 10 s */
+
 struct link {
 	struct kmsd *d;
 	int quantum;
@@ -39,6 +41,14 @@ struct link {
 	int qkd_up;
 	int qkd_paused;
 	uint64_t qkd_blocks, qkd_dup;
+	uint64_t qkd_bytes;		/* raw key bytes received from the QKD source */
+	uint64_t used_bytes;		/* verified key used: pushed into rings, PPETP hops */
+	/* once a second: the counters above and verified blocks, for `kmsctl keys` rates */
+	struct rate_sample {
+		int64_t ms;
+		uint64_t qkd_bytes, verified_blocks, used_bytes;
+	} rs[RATE_SAMPLES];
+	unsigned rs_n, rs_next;
 	struct peer *peer;		/* identified connection, or NULL */
 	struct kd_link *kd;		/* key distribution (kdist.c), NULL if not configured */
 	struct event *reconnect_ev;

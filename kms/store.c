@@ -14,6 +14,7 @@ enum {
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
 	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
 	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
+	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT,
 	__Q_LAST
 };
 
@@ -77,6 +78,13 @@ static const char *const sql_text[__Q_LAST] = {
 		      "WHERE peer=?1 GROUP BY state,src=?2",
 	[Q_X_LIST] = "SELECT peer,src,txid,state,coalesce(length(key),0),created,fp FROM xfer "
 		     "ORDER BY peer,created,txid",
+	[Q_M_ADD] = "INSERT OR REPLACE INTO dist_map(pair,dir,ring_id,ref) VALUES(?1,?2,?3,?4)",
+	[Q_M_GET] = "SELECT ref FROM dist_map WHERE pair=?1 AND dir=?2 AND ring_id=?3",
+	[Q_M_DEL] = "DELETE FROM dist_map WHERE pair=?1 AND dir=?2 AND ring_id=?3",
+	[Q_M_SEL_ABOVE] = "SELECT ring_id,ref FROM dist_map WHERE pair=?1 AND dir=?2 AND ring_id>?3 "
+			  "ORDER BY ring_id",
+	[Q_M_DEL_ABOVE] = "DELETE FROM dist_map WHERE pair=?1 AND dir=?2 AND ring_id>?3",
+	[Q_M_COUNT] = "SELECT count(*) FROM dist_map WHERE pair=?1 AND dir=?2",
 };
 
 static const char schema_v1[] =
@@ -111,6 +119,16 @@ static const char schema_v2[] =
 	" PRIMARY KEY(peer, src, txid)) WITHOUT ROWID;"
 	"CREATE INDEX xfer_state ON xfer(peer, state, src, created);"
 	"PRAGMA user_version=2;";
+
+/* v2 -> v3: key distribution's map of pushed ring blocks to store keys. */
+static const char schema_v3[] =
+	"CREATE TABLE dist_map("
+	" pair TEXT NOT NULL,"		/* the other node of the pair */
+	" dir INTEGER NOT NULL,"	/* 0 our encrypt ring, 1 our decrypt ring */
+	" ring_id INTEGER NOT NULL,"	/* the kernel ring block id, u64 as int64 bits */
+	" ref INTEGER NOT NULL,"	/* link block id or transfer txid */
+	" PRIMARY KEY(pair, dir, ring_id)) WITHOUT ROWID;"
+	"PRAGMA user_version=3;";
 
 struct store {
 	sqlite3 *db;
@@ -219,9 +237,9 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 			ver = sqlite3_column_int(s, 0);
 		sqlite3_finalize(s);
 	}
-	if (ver == 0 || ver == 1) {
-		if (exec(st, "BEGIN IMMEDIATE") || (ver == 0 && exec(st, schema_v1)) ||
-		    exec(st, schema_v2) || exec(st, "COMMIT")) {
+	if (ver >= 0 && ver < STORE_SCHEMA_VERSION) {
+		if (exec(st, "BEGIN IMMEDIATE") || (ver < 1 && exec(st, schema_v1)) ||
+		    (ver < 2 && exec(st, schema_v2)) || exec(st, schema_v3) || exec(st, "COMMIT")) {
 			snprintf(err, errlen, "%s: %s schema: %s", path,
 				 ver ? "upgrading the" : "creating the", sqlite3_errmsg(st->db));
 			goto fail;
@@ -804,6 +822,91 @@ int store_xfer_list(struct store *st, void (*fn)(void *arg, const struct store_x
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int store_dist_map_add(struct store *st, const char *pair, int dir, uint64_t ring_id,
+		       uint64_t ref)
+{
+	sqlite3_stmt *s = Q(st, Q_M_ADD);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, pair, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, dir);
+	sqlite3_bind_int64(s, 3, (int64_t)ring_id);
+	sqlite3_bind_int64(s, 4, (int64_t)ref);
+	rc = step_done(st, s) == 1 ? 0 : -1;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_dist_map_take(struct store *st, const char *pair, int dir, uint64_t ring_id,
+			uint64_t *ref)
+{
+	sqlite3_stmt *g = Q(st, Q_M_GET), *del = Q(st, Q_M_DEL);
+	int rc, found = 0;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(g, 1, pair, -1, SQLITE_STATIC);
+	sqlite3_bind_int(g, 2, dir);
+	sqlite3_bind_int64(g, 3, (int64_t)ring_id);
+	rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW) {
+		*ref = (uint64_t)sqlite3_column_int64(g, 0);
+		found = 1;
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	done(g);
+	if (rc == 0 && found) {
+		sqlite3_bind_text(del, 1, pair, -1, SQLITE_STATIC);
+		sqlite3_bind_int(del, 2, dir);
+		sqlite3_bind_int64(del, 3, (int64_t)ring_id);
+		if (step_done(st, del) != 1)
+			rc = -1;
+	}
+	AUTO_TX_END(st, rc);
+	return rc < 0 ? -1 : found ? 0 : 1;
+}
+
+int store_dist_map_drain(struct store *st, const char *pair, int dir, uint64_t above_id,
+			 void (*fn)(void *arg, uint64_t ring_id, uint64_t ref), void *arg)
+{
+	sqlite3_stmt *sel = Q(st, Q_M_SEL_ABOVE), *del = Q(st, Q_M_DEL_ABOVE);
+	int rc, n = 0;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(sel, 1, pair, -1, SQLITE_STATIC);
+	sqlite3_bind_int(sel, 2, dir);
+	sqlite3_bind_int64(sel, 3, (int64_t)above_id);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		fn(arg, (uint64_t)sqlite3_column_int64(sel, 0),
+		   (uint64_t)sqlite3_column_int64(sel, 1));
+		n++;
+	}
+	rc = rc == SQLITE_DONE ? 0 : -1;
+	done(sel);
+	if (rc == 0) {
+		sqlite3_bind_text(del, 1, pair, -1, SQLITE_STATIC);
+		sqlite3_bind_int(del, 2, dir);
+		sqlite3_bind_int64(del, 3, (int64_t)above_id);
+		if (step_done(st, del) != n)
+			rc = -1;
+	}
+	AUTO_TX_END(st, rc);
+	return rc < 0 ? -1 : n;
+}
+
+int64_t store_dist_map_count(struct store *st, const char *pair, int dir)
+{
+	sqlite3_stmt *s = Q(st, Q_M_COUNT);
+	int64_t v = -1;
+
+	sqlite3_bind_text(s, 1, pair, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 2, dir);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	done(s);
+	return v;
+}
+
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *out)
 {
 	sqlite3_stmt *s = Q(st, Q_STATS);
@@ -830,6 +933,20 @@ int store_link_stats(struct store *st, const char *link, struct store_link_stats
 		out->mismatched_total = sqlite3_column_int64(s, 1);
 		out->orphaned_total = sqlite3_column_int64(s, 2);
 	}
+	done(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int store_link_verified_total(struct store *st, const char *link, uint64_t *verified)
+{
+	sqlite3_stmt *s = Q(st, Q_CNT_GET);
+	int rc;
+
+	*verified = 0;
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		*verified = (uint64_t)sqlite3_column_int64(s, 0);
 	done(s);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
 }

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2	/* 2: transfer keys (xfer table); v1 files are upgraded */
+#define STORE_SCHEMA_VERSION 3	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map).
+				 * Older files are upgraded on open. */
 #define STORE_BLOCK_MAX 65536
 
 enum block_state {
@@ -148,6 +149,8 @@ int store_take_use(struct store *st, const char *link, int parity, size_t min_le
 int store_take_use_id(struct store *st, const char *link, uint64_t id, struct store_block *out);
 
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *s);
+/* The lifetime count of verified blocks only (one row: cheap enough for every second). */
+int store_link_verified_total(struct store *st, const char *link, uint64_t *verified);
 /* Bytes of fresh, locked and verified blocks of link (cheap: index only), -1 on error. */
 int64_t store_link_live_bytes(struct store *st, const char *link);
 
@@ -192,5 +195,26 @@ int store_xfer_stats(struct store *st, const char *peer, const char *self,
 /* Calls fn for every transfer key row, ordered by peer and creation; -1 on error. */
 int store_xfer_list(struct store *st, void (*fn)(void *arg, const struct store_xfer_info *x),
 		    void *arg);
+
+/*
+ * Key distribution's pushed-block map: which store key (link block id, or transfer txid)
+ * each ring block pushed into the kernel came from, per pair (the other node's id) and
+ * ring (0 our encrypt ring, 1 our decrypt ring), so a RELEASED event consumes the right
+ * store row even after a kmsd restart. Added after the push succeeded, taken once.
+ */
+int store_dist_map_add(struct store *st, const char *pair, int dir, uint64_t ring_id,
+		       uint64_t ref);
+/* Removes the entry and returns its ref: 0, 1 if unknown, -1 error. */
+int store_dist_map_take(struct store *st, const char *pair, int dir, uint64_t ring_id,
+			uint64_t *ref);
+/*
+ * Removes every entry of (pair, dir) with ring id above above_id (0: all) -- blocks the
+ * kernel cannot hold (it lost the ring, or its last id is below them) -- calling fn for
+ * each before the removal is committed. Returns how many, or -1.
+ */
+int store_dist_map_drain(struct store *st, const char *pair, int dir, uint64_t above_id,
+			 void (*fn)(void *arg, uint64_t ring_id, uint64_t ref), void *arg);
+/* Entries of (pair, dir), or -1. */
+int64_t store_dist_map_count(struct store *st, const char *pair, int dir);
 
 #endif

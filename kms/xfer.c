@@ -105,6 +105,7 @@ static int op_take_send(void *arg, const char *nbr, size_t len, uint8_t *key,
 		return rc > 0 ? -ENOSPC : -EIO;
 	memcpy(key, x->blk->key, len);
 	x->link_bytes_wasted += x->blk->len - len;
+	l->used_bytes += x->blk->len;
 	ref->block = x->blk->id;
 	ref->offset = 0;
 	explicit_bzero(x->blk->key, x->blk->len);
@@ -137,6 +138,7 @@ static int op_take_recv(void *arg, const char *nbr, const struct ppetp_keyref *r
 	}
 	memcpy(key, x->blk->key, len);
 	x->link_bytes_wasted += x->blk->len - len;
+	l->used_bytes += x->blk->len;
 	explicit_bzero(x->blk->key, x->blk->len);
 	log_debug("link %s: hop key block %" PRIu64 " taken to receive (%zu bytes)", nbr,
 		  ref->block, len);

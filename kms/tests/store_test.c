@@ -401,18 +401,58 @@ static void test_xfer(void **state)
 	assert_int_equal(store_xfer_stats(f->st, "c", "a", &xs), 0);
 	assert_true(xs.blocks[BS_CONSUMED][0] == 1 && xs.bytes[BS_CONSUMED][0] == 0);
 	assert_true(xs.blocks[BS_DELIVERED][0] == 1 && xs.blocks[BS_DELIVERED][1] == 1);
-	/* a store of schema 1 (no xfer table) is upgraded on open, its blocks kept */
+	/* a store of schema 1 (no xfer, no dist_map) is upgraded on open, its blocks kept */
 	add(f->st, "b", 1, 0x20, 164, 0);
 	store_close(f->st);
 	f->st = NULL;
-	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'DROP TABLE xfer; PRAGMA user_version=1' >/dev/null",
-		 f->path);
+	snprintf(cmd, sizeof(cmd), "sqlite3 %s 'DROP TABLE xfer; DROP TABLE dist_map; "
+		 "PRAGMA user_version=1' >/dev/null", f->path);
 	if (system(cmd) != 0)
 		skip();
 	f->st = store_open(f->path, err, sizeof(err));
 	assert_non_null(f->st);
 	assert_int_equal(store_xfer_add(f->st, "c", "a", 7, key, 50, fp, 100), 0);
 	assert_int_equal(store_add_fresh(f->st, "b", 1, key, 10, 0), 1);
+	assert_int_equal(store_dist_map_add(f->st, "c", 0, 1, 7), 0);
+}
+
+static void drained(void *arg, uint64_t ring_id, uint64_t ref)
+{
+	uint64_t *sum = arg;
+
+	*sum += ring_id * 1000 + ref;
+}
+
+/* kdist's pushed-block map: persistent, take-once, drained above an id. */
+static void test_dist_map(void **state)
+{
+	struct fx *f = *state;
+	uint64_t ref = 0, sum = 0;
+	char err[256];
+
+	for (uint64_t i = 1; i <= 5; i++) {
+		assert_int_equal(store_dist_map_add(f->st, "kms-b", 0, i, 100 + i), 0);
+		assert_int_equal(store_dist_map_add(f->st, "kms-b", 1, i, 200 + i), 0);
+	}
+	assert_int_equal(store_dist_map_add(f->st, "kms-c", 0, 1, 301), 0);
+	store_close(f->st);
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_dist_map_take(f->st, "kms-b", 0, 2, &ref), 0);
+	assert_true(ref == 102);
+	assert_int_equal(store_dist_map_take(f->st, "kms-b", 0, 2, &ref), 1);
+	assert_int_equal(store_dist_map_take(f->st, "kms-b", 1, 9, &ref), 1);
+	assert_int_equal(store_dist_map_take(f->st, "kms-c", 1, 1, &ref), 1);
+	assert_true(store_dist_map_count(f->st, "kms-b", 0) == 4);
+	/* ids above 3 of the encrypt ring: 4 and 5 */
+	assert_int_equal(store_dist_map_drain(f->st, "kms-b", 0, 3, drained, &sum), 2);
+	assert_true(sum == 4104 + 5105);
+	assert_true(store_dist_map_count(f->st, "kms-b", 0) == 2);
+	sum = 0;
+	assert_int_equal(store_dist_map_drain(f->st, "kms-b", 1, 0, drained, &sum), 5);
+	assert_true(store_dist_map_count(f->st, "kms-b", 1) == 0);
+	assert_true(store_dist_map_count(f->st, "kms-c", 0) == 1);
+	assert_int_equal(store_dist_map_drain(f->st, "kms-b", 1, 0, drained, &sum), 0);
 }
 
 static void test_schema_version(void **state)
@@ -446,6 +486,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xfer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dist_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	};
 

@@ -12,11 +12,13 @@
 # link) with qotp-peer: every ring block is a key that one of them transferred to the
 # other through kms-a by key transfer + PPETP, then offered (source PPETP, ref = txid) and
 # pushed into both kernels. A byte-exact transfer on port 1935 crosses both gateways, the
-# kernel's ring counters equal what each kmsd delivered, kms-a's relay counters moved, and
-# kill -9 + restart of kms-c never makes the kernel refuse an id.
+# kernel's ring counters equal what each kmsd delivered, kms-a's relay counters moved,
+# kill -9 + restart of kms-c never makes the kernel refuse an id, and blocks pushed before
+# the kill are consumed in the store when the kernel releases them after the restart (the
+# pushed-block map is persistent).
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
-SIZE=${QOTP_DIST_SIZE:-400000}
+SIZE=${QOTP_DIST_SIZE:-200000}
 kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" --json "${@:2}"; }
 
 dp_topo
@@ -39,9 +41,9 @@ min-block-age-ms 100
 round-interval-ms 50
 keepalive 3
 reconnect-max 1
-dist-low-watermark 65536
-dist-target 262144
-ppetp-block 4000
+dist-low-watermark 32768
+dist-target 131072
+ppetp-block 32000
 EOF
 		printf '%s\n' "$@"
 	} >"$T/$n.conf"
@@ -53,14 +55,15 @@ conf kms-b 10.78.0.1 "neighbour kms-a qkd-sim unix:$T/qkd-ab.sock end b" \
 	"remote kms-c address 10.78.9.1:7000 qotp-peer 2"
 conf kms-c 10.78.9.1 "neighbour kms-a qkd-sim unix:$T/qkd-ac.sock end b" \
 	"remote kms-b qotp-peer 1"
-bg qab "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd-ab.sock" -r 16000000 -b 4096
-bg qac "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd-ac.sock" -r 16000000 -b 4096
+# 32 KiB QKD blocks: one transfer (one link block per hop) carries a 32000-byte ring block.
+bg qab "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd-ab.sock" -r 16000000 -b 32768
+bg qac "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd-ac.sock" -r 16000000 -b 32768
 wait_for 10 bash -c "grep -q 'listening on' '$T/qab.log' && grep -q 'listening on' '$T/qac.log'" ||
 	fail "qkdsimd listens"
 
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
-check "encC: gateway mode on 1935" nsx encC "$qotpctl" set ports 1935 mode gateway low-watermark 65536
-check "encS: gateway mode on 1935" nsx encS "$qotpctl" set ports 1935 mode gateway low-watermark 65536
+check "encC: gateway mode on 1935" nsx encC "$qotpctl" set ports 1935 mode gateway low-watermark 32768
+check "encS: gateway mode on 1935" nsx encS "$qotpctl" set ports 1935 mode gateway low-watermark 32768
 check "encC: peer 2" nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64
 check "encS: peer 1" nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64
 bg kmsa nsx mid "$QOTP_BIN/kmsd" -f -v -c "$T/kms-a.conf"
@@ -78,13 +81,13 @@ import json, sys
 d = json.load(sys.stdin)
 print(sum(p["rings"][sys.argv[2]].get(sys.argv[3], 0) for p in d["peers"] if p["id"] == int(sys.argv[1])))' "$2" "$3" "$4"
 }
-filled() { [ "$(ring encC 2 encrypt avail)" -ge 65536 ] && [ "$(ring encS 1 encrypt avail)" -ge 65536 ]; }
+filled() { [ "$(ring encC 2 encrypt avail)" -ge 32768 ] && [ "$(ring encS 1 encrypt avail)" -ge 32768 ]; }
 
 check "kms-b and kms-c distribute PPETP transfer keys" wait_for 30 bash -c \
 	"grep -q 'key distribution to qotp peer 2 from PPETP transfer keys' '$T/kmsb.log' &&
 	 grep -q 'key distribution to qotp peer 1 from PPETP transfer keys' '$T/kmsc.log'"
 check "kmsctl pairs says via ppetp" test "$(pair kms-b via) $(pair kms-c via)" = "ppetp ppetp"
-check "rings fill from kmsd through the relay (>= 64 KiB each way)" wait_for 120 filled
+check "rings fill from kmsd through the relay (>= 32 KiB each way)" wait_for 120 filled
 note "encC encrypt $(ring encC 2 encrypt avail) B, encS encrypt $(ring encS 1 encrypt avail) B"
 check "kms-a relayed for both ($(pp kms-a relayed) relays, $(pp kms-a relayed_bytes) B)" \
 	test "$(pp kms-a relayed)" -ge 2
@@ -116,7 +119,7 @@ check "encS encrypt ring pushed = kms-c delivered out ($kce)" test "$kce" = "$co
 check "encS decrypt ring pushed = kms-c delivered in ($kcd)" test "$kcd" = "$ci"
 check "b->c: what encC encrypts with, encS holds to decrypt" test "$kbe" = "$kcd"
 check "c->b: what encS encrypts with, encC holds to decrypt" test "$kce" = "$kbd"
-check "refilled past the first target (LOW_WATERMARK refills)" test "$bo" -gt 262144
+check "refilled after the first fill (LOW_WATERMARK refills)" test "$bo" -ge "$SIZE"
 check "every ring byte came through a committed transfer (kms-b: $bo <= $(pp kms-b bytes_committed))" \
 	test "$bo" -le "$(pp kms-b bytes_committed)" -a "$co" -le "$(pp kms-c bytes_committed)"
 for n in "encC 2" "encS 1"; do
@@ -128,6 +131,7 @@ done
 check "no push refused by the kernel" \
 	bash -c "! grep -E 'push (encrypt|decrypt) id' '$T/kmsb.log' '$T/kmsc.log'"
 
+eo=$(ring encS 1 encrypt last_id); ei=$(ring encS 1 decrypt last_id)
 check "kill -9 kms-c" kill -9 "$(cat "$T/kms-c.pid")"
 wait_for 10 bash -c "! ip netns exec $(nsname encS) ss -tlnH 'sport = :7000' | grep -q ."
 sleep 1
@@ -145,4 +149,20 @@ same_last() {
 		[ "$(ring encS 1 encrypt last_id)" = "$(ring encC 2 decrypt last_id)" ]
 }
 check "same last ids across the pair after the restart" wait_for 30 same_last
+
+# Blocks pushed before the kill are released by the kernel afterwards: the restarted kms-c
+# finds them in its persisted pushed-block map and consumes (wipes) their transfer keys.
+# Once offers settle, every delivered transfer key is a block the kernel still holds.
+q() { sqlite3 -cmd '.timeout 5000' "$T/kms-c.db" "$1"; }
+check "pre-kill blocks released after the restart left no map entry (ids <= $eo / $ei)" \
+	wait_for 60 bash -c "[ \"\$(sqlite3 -cmd '.timeout 5000' '$T/kms-c.db' \
+		'SELECT count(*) FROM dist_map WHERE (dir=0 AND ring_id<=$eo) OR (dir=1 AND ring_id<=$ei)')\" = 0 ]"
+balanced() {
+	settled && [ "$(q 'SELECT count(*) FROM xfer WHERE state=4')" = "$(q 'SELECT count(*) FROM dist_map')" ]
+}
+check "kms-c: delivered transfer keys = blocks in the kernel's rings ($(q 'SELECT count(*) FROM xfer WHERE state=4') / $(q 'SELECT count(*) FROM dist_map'))" \
+	wait_for 30 balanced
+check "kms-c: consumed transfer keys hold no bytes" \
+	test "$(q 'SELECT count(*) FROM xfer WHERE state=5 AND key IS NOT NULL')" = 0
+
 finish
