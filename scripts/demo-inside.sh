@@ -12,6 +12,8 @@ OUT=${QOTP_DEMO_OUT:-$QOTP_TOP/build/demo}
 SECS=${QOTP_DEMO_SECONDS:-8}
 RATE=${QOTP_DEMO_KEYRATE:-16000000}
 LOSS=${QOTP_DEMO_LOSS:-0}
+WM=${QOTP_DEMO_WATERMARK:-131072}
+TARGET=${QOTP_DEMO_TARGET:-524288}
 qotpctl=$QOTP_BIN/qotpctl
 mkdir -p "$OUT/logs"
 step() { printf '[demo] %s\n' "$*"; }
@@ -54,8 +56,8 @@ min-block-age-ms 100
 round-interval-ms 50
 keepalive 3
 reconnect-max 1
-dist-low-watermark 131072
-dist-target 524288
+dist-low-watermark $WM
+dist-target $TARGET
 EOC
 	cat; } >"$T/$1.conf"
 }
@@ -70,11 +72,38 @@ conf kms-c 10.80.2.1 <<EOC
 neighbour kms-a address 10.80.0.1:7000 qkd-sim unix:$T/qkdac.sock end b qotp-peer 1
 EOC
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
-for n in encA encB encC; do check "$n: gateway on 1935" nsx $n "$qotpctl" set ports 1935 mode gateway low-watermark 131072; done
+for n in encA encB encC; do check "$n: gateway on 1935" nsx $n "$qotpctl" set ports 1935 mode gateway low-watermark $WM; done
 check "encA: peer 2 = B" nsx encA "$qotpctl" peer add 2 prefix 10.82.0.0/24
 check "encA: peer 3 = C" nsx encA "$qotpctl" peer add 3 prefix 10.83.0.0/24
 check "encB: peer 1 = A" nsx encB "$qotpctl" peer add 1 prefix 10.81.0.0/24
 check "encC: peer 1 = A" nsx encC "$qotpctl" peer add 1 prefix 10.81.0.0/24
+# Key plane probes (logs/events_*.log, logs/samples_*.log; demo-report.py reads them):
+# every kernel event of each encryptor stamped with the wall clock, and the encrypt rings
+# of the two encryptors that carry the stream (encB: B->A publish, encA: A->C play) read
+# back five times a second, with their kmsd's view of them (kmsctl pairs).
+stamp='import sys, time
+for l in sys.stdin: print("%.3f %s" % (time.time(), l), end="", flush=True)'
+for n in encA encB encC; do bg "events_$n" nsx $n bash -c "$qotpctl monitor --json | python3 -c '$stamp'"; done
+cat >"$T/sample.py" <<'EOP'
+import json, subprocess, sys, time
+qotpctl, kmsctl, sock, period = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+def run(*a):
+    return json.loads(subprocess.run(a, capture_output=True, text=True, timeout=5).stdout)
+while True:
+    t = time.time()
+    try:
+        d = run(qotpctl, "show", "--json")
+        k = run(kmsctl, "-s", sock, "--json", "pairs")
+        print(json.dumps({"t": round(t, 3), "peers": {p["id"]: {
+            "avail": p["rings"]["encrypt"]["avail"], "pushed": p["rings"]["encrypt"]["pushed"],
+            "consumed": p["rings"]["encrypt"]["consumed"], "no_key": p["stats"]["drop_no_key"]}
+            for p in d["peers"]}, "kmsd": {p["qotp_peer"]: {f: p[f] for f in (
+                "level", "inflight", "offered", "accepted", "rejected", "expired", "burnt",
+                "delivered_out_bytes")} for p in k["pairs"]}}), flush=True)
+    except (ValueError, KeyError, subprocess.SubprocessError):
+        pass
+    time.sleep(max(0.0, period - (time.time() - t)))
+EOP
 step "key plane: 2 qkdsimd (rate $RATE b/s), 3 kmsd"
 bg qkdab "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkdab.sock" -r "$RATE" -b 4096
 bg qkdac "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkdac.sock" -r "$RATE" -b 4096
@@ -86,19 +115,32 @@ bg kmsc nsx encC "$QOTP_BIN/kmsd" -f -v -c "$T/kms-c.conf"
 ring() { nsx "$1" "$qotpctl" show --json | python3 -c '
 import json,sys; d=json.load(sys.stdin)
 print(sum(p["rings"][sys.argv[2]].get(sys.argv[3],0) for p in d["peers"] if p["id"]==int(sys.argv[1])))' "$2" "$3" "$4"; }
-filled() { for x in "encA 2" "encA 3" "encB 1" "encC 1"; do [ "$(ring $x encrypt avail)" -ge 131072 ] || return 1; done; }
+filled() { for x in "encA 2" "encA 3" "encB 1" "encC 1"; do [ "$(ring $x encrypt avail)" -ge "$WM" ] || return 1; done; }
 step "waiting for kmsd to fill the 4 encrypt rings"
 check "all rings filled by kmsd" wait_for 90 filled
+bg samples_encA nsx encA python3 "$T/sample.py" "$qotpctl" "$QOTP_BIN/kmsctl" "$T/kms-a.sock" 0.2
+bg samples_encB nsx encB python3 "$T/sample.py" "$qotpctl" "$QOTP_BIN/kmsctl" "$T/kms-b.sock" 0.2
 step "RTMP: nginx behind A, tshark on net, player behind C, publisher behind B ($SECS s)"
-check "nginx-rtmp behind A" rtmp_server server 1935
-check "tshark on the internet link" capture_start net eth0 "$T/wire.pcapng"
+# Not under check: it runs its command in a subshell, where bg's pids would be lost.
+rtmp_server server 1935 && ok "nginx-rtmp behind A" || fail "nginx-rtmp behind A"
+capture_start net eth0 "$T/wire.pcapng" && ok "tshark on the internet link" || fail "tshark on the internet link"
 check "generate a ${SECS} s clip" make_video "$T/src.flv" "$SECS"
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
-bg player nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 30000000 \
+# The player ends 40 s after the last byte it got (-rw_timeout): ffmpeg does not end at
+# nginx's UnpublishNotify and SIGINT does not interrupt its blocking read. The waits count
+# wall-clock seconds: on a loaded machine a forked poll stretches wait_for's.
+until_s() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.2; done; return 1; }
+gone() { ! kill -0 "$1" 2>/dev/null; }
+bg player nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 40000000 \
 	-i rtmp://10.81.0.2/live/demo -map 0 -c copy -f flv "$T/play.flv"
 wait_for 30 bash -c "ip netns exec $(nsname server) ss -tnH state established '( sport = :1935 )' | grep -q ." || fail "player connects"
+date +%s.%N >"$T/stream.start"
 check "publish from B" nsx cliB ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.81.0.2/live/demo
-if ! wait_for 30 bash -c "! kill -0 $PID_player"; then kill -INT "$PID_player"; wait_for 10 bash -c "! kill -0 $PID_player"; fi
+date +%s.%N >"$T/stream.end"
+if ! until_s 150 gone "$PID_player"; then
+	fail "player still running 150 s after the publisher ended"
+	kill -KILL $(pgrep -P "$PID_player") 2>/dev/null; until_s 10 gone "$PID_player"
+fi
 capture_stop "$T/wire.pcapng"
 ffmpeg -nostdin -loglevel error -i "$T/play.flv" -map 0 -c copy -f framemd5 "$T/play.md5"
 framemd5_list "$T/src.md5" >"$T/src.list"; framemd5_list "$T/play.md5" >"$T/play.list" 2>/dev/null
@@ -115,6 +157,7 @@ nmsg=$(rtmp_messages "$T/wire.pcapng"); mk=$(plaintext_markers "$T/wire.pcapng" 
 [ "$nmsg" = 0 ] && ok "eavesdropper: 0 RTMP messages" || fail "eavesdropper dissected $nmsg RTMP messages"
 [ -z "$mk" ] && ok "no plaintext marker" || fail "plaintext markers: $mk"
 for n in encA encB encC; do nsx $n "$qotpctl" show --json >"$T/$n.json"; done
-python3 "$QOTP_TOP/scripts/demo-report.py" "$T" "$nok" "$nsrc" "$nmsg" "${mk:-none}" "$SECS" "$RATE" "$LOSS" "$OUT" >"$OUT/report.txt" || fail "report"
+for n in kms-a kms-b kms-c; do "$QOTP_BIN/kmsctl" -s "$T/$n.sock" --json pairs >"$T/pairs_$n.log" 2>&1; done
+python3 "$QOTP_TOP/scripts/demo-report.py" "$T" "$nok" "$nsrc" "$nmsg" "${mk:-none}" "$SECS" "$RATE" "$LOSS" "$OUT" "$WM" "$TARGET" >"$OUT/report.txt" || fail "report"
 cp "$T"/*.log "$T"/*.conf "$OUT/logs/" 2>/dev/null
 finish
