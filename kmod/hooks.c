@@ -389,8 +389,14 @@ static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
 	}
-	if (qotp_flow_dec_learn(f, &d, seq + skip, end))
-		count(peer, QOTP_STAT_DROP_OTHER);	/* decrypted; only its key stays held */
+	err = qotp_flow_dec_learn(f, &d, seq + skip, end);
+	if (err) {
+		/* Too many runs unacknowledged (or no memory) to find this key again for its
+		 * release: drop it, TCP sends it again once ACKs have made room. Passing it
+		 * would pin its key until a flush. */
+		count(peer, err == -ENOMEM ? QOTP_STAT_DROP_NOMEM : QOTP_STAT_DROP_OTHER);
+		return V_DROP;
+	}
 	qotp_csum_partial(skb, sg->thoff, sg->pf);
 	qotp_stat_add(peer, QOTP_STAT_DEC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
 	qotp_stat_add(peer, QOTP_STAT_DEC_BYTES, plen);
