@@ -256,9 +256,11 @@ m = re.search(r"verified key throughput ([\d.]+) MB/s \((\d+) blocks/s\)", read(
 info("key plane: verified key on one link (qkdsimd at memory speed, TLS, fsync)",
      "%s MB/s" % m.group(1) if m else "not measured")
 lw = read("lowwater.txt")
-m = re.search(r"lowwater: median_ms=([\d.]+)", lw or "")
-info("key plane: kernel low-watermark event -> key in the ring",
-     "%s ms (median)" % m.group(1) if m else "not measured")
+m = re.search(r"lowwater: n=(\d+) median_ms=([\d.]+) p90_ms=([\d.]+) poll_ms=([\d.]+)", lw or "")
+if m:
+    write_csv("lowwater.csv", ["samples", "median_ms", "p90_ms", "poll_ms"], [m.groups()])
+info("key plane: kernel low-watermark event -> key in the ring (median, p90; poll period)",
+     "%s ms, %s ms; %s ms" % (m.group(2), m.group(3), m.group(4)) if m else "not measured")
 rel = re.findall(r"relay: hops (\d) transfers (\d+) key_bytes_per_s (\d+) ms_median ([\d.]+)",
                  read("relay.txt") or "")
 if rel:
