@@ -16,7 +16,7 @@
 # Not yet part of make check (tests/run.sh skips it: not executable): it passes but takes
 # longer than E2E_TIMEOUT (420 s) on the shared 2-core machine: 8 min 15 s (35 ok) at load average ~8,
 # 2026-11-27. Run it by hand:
-#   scripts/uml-run.sh --timeout 900 -- tests/e2e/kms-faults-kmsd.sh
+#   scripts/uml-run.sh --timeout 900 -- bash tests/e2e/kms-faults-kmsd.sh
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
 . "$(dirname "$0")/kms-faults.inc"
