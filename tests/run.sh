@@ -156,18 +156,30 @@ run_kunit() {
 	fi
 }
 
+# A script's time limit: E2E_TIMEOUT / INTEG_TIMEOUT (default 420 s), or the script's own
+# "# qotp-timeout: SECONDS" header line when that is longer (a test that needs more time
+# says so where it is written, instead of every test getting the longest limit).
+script_timeout() {
+	local t=$1 kind=$2 limit own
+	if [ "$kind" = e2e ]; then limit=${E2E_TIMEOUT:-420}; else limit=${INTEG_TIMEOUT:-420}; fi
+	own=$(sed -n '1,40s/^# qotp-timeout: *\([0-9][0-9]*\) *$/\1/p' "$t" | head -1)
+	if [ -n "$own" ] && [ "$own" -gt "$limit" ]; then limit=$own; fi
+	echo "$limit"
+}
+
 run_scripts() {
-	local kind=$1 t name log rc
+	local kind=$1 t name log rc limit
 	for t in tests/"$kind"/*.sh; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t" .sh)
 		[ -z "$pattern" ] || [[ "$name" == *"$pattern"* ]] || continue
 		log=$logs/$kind-$name.log
 		printf '  ....  %s/%s\n' "$kind" "$name"
+		limit=$(script_timeout "$t" "$kind")
 		if [ "$kind" = e2e ]; then
-			scripts/uml-run.sh --timeout "${E2E_TIMEOUT:-420}" -- "$t" >"$log" 2>&1
+			scripts/uml-run.sh --timeout "$limit" -- "$t" >"$log" 2>&1
 		else
-			QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "${INTEG_TIMEOUT:-420}" "$t" >"$log" 2>&1
+			QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1
 		fi
 		rc=$?
 		tally_script "$kind/$name" "$log" "$rc"

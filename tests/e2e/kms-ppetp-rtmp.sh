@@ -12,6 +12,8 @@
 # encC: identical per-frame hashes, tshark on mid dissects no RTMP and finds no plaintext
 # marker, kms-a's relay counters move during the stream, and the kernels' ring counters
 # equal what kmsd delivered.
+# About 4 to 4.5 min at load average ~3; more when the machine is busier:
+# qotp-timeout: 720
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
 kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" --json "${@:2}"; }

@@ -16,6 +16,8 @@
 # never refuses an id, a byte-exact transfer on port 1935 crosses both gateways, and the
 # blocks pushed before the kill are consumed in the store when the kernel releases them
 # (the pushed-block map is persistent).
+# About 4 to 4.5 min at load average ~3; more when the machine is busier:
+# qotp-timeout: 720
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
 SIZE=${QOTP_DIST_SIZE:-200000}
