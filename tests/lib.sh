@@ -6,15 +6,17 @@
 #
 # It gives:
 #   ok MSG / fail MSG        print "[ OK ] MSG" / "[FAIL] MSG" and count
-#   check MSG CMD...         ok when CMD succeeds, fail (with its output) otherwise
+#   check MSG CMD...         ok when CMD succeeds, fail (with its output) otherwise; CMD runs
+#                            in this shell, so what it starts with bg (capture_start,
+#                            rtmp_server) keeps its PID_ variable and is stopped later
 #   skip MSG                 print "[SKIP] MSG"; counted apart, never as passed
 #   ns_new NAME              create netns "$NS_PREFIX-NAME", echo its name; deleted at exit
 #   nsx NAME CMD...          run CMD in that netns
 #   link NS1 IF1 NS2 IF2     veth pair between two of our namespaces, both up
 #   addr NS IF CIDR          add an address (v4 or v6; v6 without DAD delay)
 #   bg NAME CMD...           start CMD in the background, log to $T/NAME.log, killed at exit
-#   wait_port NS PORT [SEC]  poll until a TCP listener on PORT exists in NS
-#   wait_for SEC CMD...      poll until CMD succeeds
+#   wait_port NS PORT [SEC]  poll until a TCP listener on PORT exists in NS (SEC: 60)
+#   wait_for SEC CMD...      poll CMD until it succeeds or SEC seconds of wall clock pass
 #   finish                   print the summary line and exit 0 iff nothing failed
 # $T is a private scratch directory for the test, removed at exit unless KEEP=1.
 
@@ -33,15 +35,22 @@ fail() { printf '[FAIL] %s\n' "$*"; __failed=$((__failed + 1)); }
 skip() { printf '[SKIP] %s\n' "$*"; __skipped=$((__skipped + 1)); }
 note() { printf '       %s\n' "$*"; }
 
+# CMD runs in the current shell, its output into a file shown only on failure: in a
+# command substitution it would run in a subshell, and the pid that bg records there
+# (PID_NAME, and __pids for the cleanup) would be lost with it.
+__checks=0
 check() {
 	local msg=$1 out
 	shift
-	if out=$("$@" 2>&1); then
+	__checks=$((__checks + 1))
+	out=$T/.check.$__checks
+	if "$@" >"$out" 2>&1; then
 		ok "$msg"
 	else
 		fail "$msg"
-		[ -n "$out" ] && printf '%s\n' "$out" | tail -15 | sed 's/^/       | /'
+		[ -s "$out" ] && tail -15 "$out" | sed 's/^/       | /'
 	fi
+	rm -f "$out"
 }
 
 ns_new() {
@@ -79,18 +88,22 @@ bg() {
 	eval "PID_$name=$!"
 }
 
+# wait_for SEC CMD...: a deadline of SEC seconds (integer) on the wall clock, CMD tried at
+# least once and every 0.1 s. (It used to count SEC * 10 polls, which on a loaded machine
+# stretched a wait of "10 s" to a minute: each poll forks and the fork is what is slow.)
 wait_for() {
-	local sec=$1 i
+	local sec=$1 end
 	shift
-	for ((i = 0; i < sec * 10; i++)); do
+	end=$(( ${EPOCHREALTIME/./} + sec * 1000000 ))
+	while :; do
 		"$@" >/dev/null 2>&1 && return 0
+		[ "${EPOCHREALTIME/./}" -lt "$end" ] || return 1
 		sleep 0.1
 	done
-	return 1
 }
 
 wait_port() {
-	local ns=$1 port=$2 sec=${3:-20}
+	local ns=$1 port=$2 sec=${3:-60}
 	wait_for "$sec" bash -c "ip netns exec $(nsname "$ns") ss -tlnH 'sport = :$port' | grep -q ."
 }
 
@@ -148,13 +161,14 @@ rtmp {
 }
 EOC
 	bg "nginx_$ns" nsx "$ns" nginx -p "$d" -c "$d/nginx.conf"
-	wait_port "$ns" "$port" 20
+	wait_port "$ns" "$port" 60
 }
 
-# make_video FILE [SECONDS]: a test clip (moving pattern + tone) as FLV (H.264 + AAC).
+# make_video FILE [SECONDS] [WxH]: a test clip (moving pattern + tone) as FLV (H.264 +
+# AAC), 320x240 unless told (about 100 KB/s; 160x120 is about a third of that).
 make_video() {
 	ffmpeg -nostdin -loglevel error -y \
-		-f lavfi -i "testsrc2=size=320x240:rate=25" \
+		-f lavfi -i "testsrc2=size=${3:-320x240}:rate=25" \
 		-f lavfi -i "sine=frequency=440:sample_rate=44100" \
 		-t "${2:-4}" -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p \
 		-c:a aac -b:a 64k -f flv "$1"
@@ -173,19 +187,37 @@ framemd5_list() {
 
 # --- Eavesdropper helpers: tshark on the untrusted link.
 
-# capture_start NS IF FILE: start capturing all of IF in NS into FILE (pcapng); waits until
-# dumpcap reports that it captures. Stop with capture_stop FILE.
+# capture_start NS IF FILE [FILTER]: start capturing all of IF in NS (or what the capture
+# filter FILTER, pcap syntax, keeps) into FILE (pcapng); waits until dumpcap reports that
+# it captures (up to 180 s: tshark's start inside a loaded UML is slow). Stop with
+# capture_stop FILE. Call it directly or under check, not in a subshell ($(...), a pipe):
+# capture_stop needs the pid bg records.
 capture_start() {
 	local name="cap_$(basename "$3" | tr -c 'a-zA-Z0-9\n' _)"
-	bg "$name" nsx "$1" tshark -n -i "$2" -w "$3" -q
-	wait_for 20 grep -q "Capturing on" "$T/$name.log"
+	bg "$name" nsx "$1" tshark -n -i "$2" ${4:+-f "$4"} -w "$3" -q
+	wait_for 180 grep -q "Capturing on" "$T/$name.log"
 }
+# capture_stop FILE: SIGINT to tshark (which then has dumpcap flush and close FILE), wait
+# up to 30 s for it to exit; fails if it was not started here, did not exit, or left a
+# capture that capinfos cannot read to its end. bg's pid is the subshell that runs nsx, and
+# `ip netns exec` is its child: tshark is that pid itself or one of its descendants.
 capture_stop() {
-	local name="cap_$(basename "$1" | tr -c 'a-zA-Z0-9\n' _)" pid
+	local name="cap_$(basename "$1" | tr -c 'a-zA-Z0-9\n' _)" pid p ts=
 	pid=$(eval echo "\${PID_$name:-}")
-	[ -n "$pid" ] || return 1
-	kill -INT "$pid" 2>/dev/null
-	wait_for 10 bash -c "! kill -0 $pid"
+	[ -n "$pid" ] || { echo "capture_stop: no capture of $1 started in this shell" >&2; return 1; }
+	for p in $(__descendants "$pid"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = tshark ] && ts="$ts $p"
+	done
+	kill -INT ${ts:-$pid} 2>/dev/null
+	wait_for 30 __gone "$pid" || { echo "capture_stop: tshark ($pid) still runs" >&2; return 1; }
+	capinfos -c "$1" >/dev/null 2>&1 || { echo "capture_stop: $1 is not a complete capture" >&2; return 1; }
+}
+__gone() { ! kill -0 "$1" 2>/dev/null; }
+# __descendants PID: PID and every process below it
+__descendants() {
+	local c
+	echo "$1"
+	for c in $(pgrep -P "$1"); do __descendants "$c"; done
 }
 
 # rtmp_messages FILE: how many meaningful RTMP messages tshark dissects in a capture, port
