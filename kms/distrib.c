@@ -25,6 +25,7 @@ struct dist_pair {
 	uint64_t out_granted;		/* highest id we told the caller to push */
 	uint64_t in_last;		/* our decrypt ring: highest id accepted */
 	uint64_t level;			/* estimated available bytes in our encrypt ring */
+	uint64_t lead;			/* refill lead (dist_set_rates) */
 	int64_t reserved;
 	bool filling;			/* went below the low watermark, not yet at target */
 	struct blk *inflight;
@@ -39,13 +40,30 @@ static int valid_id(const char *s)
 	return node_id_valid(s);
 }
 
-/* Hysteresis: start refilling below the low watermark, keep going up to the target. */
+/*
+ * Hysteresis: start refilling below the low watermark, keep going up to the target; both
+ * raised by the lead, the bytes the ring drains while an offer is under way.
+ */
 static void update_filling(struct dist_pair *dp)
 {
-	if (dp->level < dp->cfg.low_watermark)
+	if (dp->level < dp->cfg.low_watermark + dp->lead)
 		dp->filling = true;
-	else if (dp->level >= dp->cfg.target)
+	else if (dp->level >= dp->cfg.target + dp->lead)
 		dp->filling = false;
+}
+
+void dist_set_rates(struct dist_pair *dp, uint64_t drain_bps, uint64_t rtt_ms)
+{
+	uint64_t lead;
+
+	/* both bounded so the product cannot overflow: 1 TB/s, 1 h */
+	if (drain_bps > (1ULL << 40))
+		drain_bps = 1ULL << 40;
+	if (rtt_ms > 3600000)
+		rtt_ms = 3600000;
+	lead = drain_bps * rtt_ms / 1000;
+	dp->lead = lead < dp->cfg.target ? lead : dp->cfg.target;
+	update_filling(dp);
 }
 
 static uint64_t max64(uint64_t a, uint64_t b)
@@ -106,6 +124,7 @@ void dist_get_stats(const struct dist_pair *dp, struct dist_stats *st)
 {
 	*st = dp->st;
 	st->level = dp->level;
+	st->lead = dp->lead;
 	st->inflight = (uint32_t)dp->n_inflight;
 	st->inflight_bytes = 0;
 	for (size_t i = 0; i < dp->n_inflight; i++)
@@ -117,18 +136,17 @@ void dist_get_stats(const struct dist_pair *dp, struct dist_stats *st)
 
 uint64_t dist_need(const struct dist_pair *dp)
 {
-	uint64_t coming = dp->level, room;
+	uint64_t coming = dp->level, room, goal = dp->cfg.target + dp->lead;
 
 	for (size_t i = 0; i < dp->n_inflight; i++)
 		coming += dp->inflight[i].len;
 	if (dp->reserved > 0)
 		coming += (uint64_t)dp->reserved;
-	if (!dp->filling || coming >= dp->cfg.target ||
-	    dp->n_inflight >= dp->cfg.max_inflight)
+	if (!dp->filling || coming >= goal || dp->n_inflight >= dp->cfg.max_inflight)
 		return 0;
 	/* No more than the free offer slots can carry. */
 	room = (uint64_t)(dp->cfg.max_inflight - dp->n_inflight) * dp->cfg.block_len;
-	return dp->cfg.target - coming < room ? dp->cfg.target - coming : room;
+	return goal - coming < room ? goal - coming : room;
 }
 
 void dist_reserve(struct dist_pair *dp, int64_t delta)
@@ -350,14 +368,41 @@ static uint64_t get_be(const uint8_t *p, int n)
 	return v;
 }
 
-static size_t body_len(uint8_t type)
+/* Body bytes implied by the type and, for OFFER / ACCEPT, the entry count n. */
+static size_t body_len(uint8_t type, size_t n)
 {
 	switch (type) {
-	case DIST_OFFER: return 8 + 4 + 1 + 8 + 4;
-	case DIST_ACCEPT: return 8;
-	case DIST_REJECT: return 9;
+	case DIST_OFFER: return 2 + n * DIST_OFFER_ENTRY;
+	case DIST_ACCEPT: return 2 + n * DIST_ACCEPT_ENTRY;
 	case DIST_RESYNC: return 8;
 	case DIST_RESYNC_REQ: return 0;
+	}
+	return 0;
+}
+
+static bool has_entries(uint8_t type)
+{
+	return type == DIST_OFFER || type == DIST_ACCEPT;
+}
+
+/* The checks of dist_encode and dist_decode on the entries: the same rules both ways. */
+static int check_entries(const struct dist_msg *m)
+{
+	if (!has_entries(m->type))
+		return m->type == DIST_RESYNC && m->id == 0 ? -1 : 0;
+	if (m->n == 0 || m->n > DIST_BATCH_MAX)
+		return -1;
+	for (size_t i = 0; i < m->n; i++) {
+		const struct dist_entry *e = &m->e[i];
+
+		if (e->id == 0 || (i && e->id <= m->e[i - 1].id))
+			return -1;
+		if (m->type == DIST_OFFER &&
+		    (e->len == 0 || e->len > DIST_MAX_BLOCK ||
+		     (e->source != DIST_SRC_LINK && e->source != DIST_SRC_PPETP)))
+			return -1;
+		if (m->type == DIST_ACCEPT && e->verdict > DIST_V_ERROR)
+			return -1;
 	}
 	return 0;
 }
@@ -366,16 +411,12 @@ long dist_encode(const struct dist_msg *m, uint8_t *buf, size_t buflen)
 {
 	size_t le, ld, off = 0, need;
 
-	if (m->type == 0 || m->type >= __DIST_MSG_LAST || !valid_id(m->enc) || !valid_id(m->dec))
-		return -EINVAL;
-	if (m->type != DIST_RESYNC_REQ && m->id == 0)
-		return -EINVAL;
-	if (m->type == DIST_OFFER && (m->len == 0 || m->len > DIST_MAX_BLOCK ||
-				      (m->source != DIST_SRC_LINK && m->source != DIST_SRC_PPETP)))
+	if (m->type == 0 || m->type >= __DIST_MSG_LAST || m->type == 3 || !valid_id(m->enc) ||
+	    !valid_id(m->dec) || check_entries(m))
 		return -EINVAL;
 	le = strlen(m->enc);
 	ld = strlen(m->dec);
-	need = 4 + 1 + le + 1 + ld + body_len(m->type);
+	need = 4 + 1 + le + 1 + ld + body_len(m->type, m->n);
 	if (need > buflen)
 		return -ENOSPC;
 	buf[off++] = DIST_VERSION;
@@ -387,19 +428,24 @@ long dist_encode(const struct dist_msg *m, uint8_t *buf, size_t buflen)
 	buf[off++] = (uint8_t)ld;
 	memcpy(buf + off, m->dec, ld);
 	off += ld;
+	if (has_entries(m->type))
+		off += put_be(buf + off, m->n, 2);
 	switch (m->type) {
 	case DIST_OFFER:
-		off += put_be(buf + off, m->id, 8);
-		off += put_be(buf + off, m->len, 4);
-		buf[off++] = m->source;
-		off += put_be(buf + off, m->ref, 8);
-		off += put_be(buf + off, m->ref_off, 4);
-		break;
-	case DIST_REJECT:
-		off += put_be(buf + off, m->id, 8);
-		buf[off++] = m->reason;
+		for (size_t i = 0; i < m->n; i++) {
+			off += put_be(buf + off, m->e[i].id, 8);
+			off += put_be(buf + off, m->e[i].len, 4);
+			buf[off++] = m->e[i].source;
+			off += put_be(buf + off, m->e[i].ref, 8);
+			off += put_be(buf + off, m->e[i].ref_off, 4);
+		}
 		break;
 	case DIST_ACCEPT:
+		for (size_t i = 0; i < m->n; i++) {
+			off += put_be(buf + off, m->e[i].id, 8);
+			buf[off++] = m->e[i].verdict;
+		}
+		break;
 	case DIST_RESYNC:
 		off += put_be(buf + off, m->id, 8);
 		break;
@@ -435,37 +481,44 @@ int dist_decode(const uint8_t *buf, size_t len, struct dist_msg *m)
 		return -EBADMSG;
 	if (buf[0] != DIST_VERSION)
 		return -EPROTONOSUPPORT;
-	if (len < 4 || buf[1] == 0 || buf[1] >= __DIST_MSG_LAST || buf[2] || buf[3])
+	if (len < 4 || buf[1] == 0 || buf[1] >= __DIST_MSG_LAST || buf[1] == 3 || buf[2] ||
+	    buf[3])
 		return -EBADMSG;
 	m->type = buf[1];
 	if (get_id(buf, len, &off, m->enc) || get_id(buf, len, &off, m->dec))
 		return -EBADMSG;
-	if (len - off != body_len(m->type))
+	if (has_entries(m->type)) {
+		if (len - off < 2)
+			return -EBADMSG;
+		m->n = (uint16_t)get_be(buf + off, 2);
+		if (m->n == 0 || m->n > DIST_BATCH_MAX)
+			return -EBADMSG;
+		off += 2;
+	}
+	if (len - off != body_len(m->type, m->n) - (has_entries(m->type) ? 2 : 0))
 		return -EBADMSG;
 	p = buf + off;
 	switch (m->type) {
 	case DIST_OFFER:
-		m->id = get_be(p, 8);
-		m->len = (uint32_t)get_be(p + 8, 4);
-		m->source = p[12];
-		m->ref = get_be(p + 13, 8);
-		m->ref_off = (uint32_t)get_be(p + 21, 4);
-		if (m->len == 0 || m->len > DIST_MAX_BLOCK ||
-		    (m->source != DIST_SRC_LINK && m->source != DIST_SRC_PPETP))
-			return -EBADMSG;
-		break;
-	case DIST_REJECT:
-		m->id = get_be(p, 8);
-		m->reason = p[8];
+		for (size_t i = 0; i < m->n; i++, p += DIST_OFFER_ENTRY) {
+			m->e[i].id = get_be(p, 8);
+			m->e[i].len = (uint32_t)get_be(p + 8, 4);
+			m->e[i].source = p[12];
+			m->e[i].ref = get_be(p + 13, 8);
+			m->e[i].ref_off = (uint32_t)get_be(p + 21, 4);
+		}
 		break;
 	case DIST_ACCEPT:
+		for (size_t i = 0; i < m->n; i++, p += DIST_ACCEPT_ENTRY) {
+			m->e[i].id = get_be(p, 8);
+			m->e[i].verdict = p[8];
+		}
+		break;
 	case DIST_RESYNC:
 		m->id = get_be(p, 8);
 		break;
 	default:
 		break;
 	}
-	if (m->type != DIST_RESYNC_REQ && m->id == 0)
-		return -EBADMSG;
-	return 0;
+	return check_entries(m) ? -EBADMSG : 0;
 }

@@ -13,13 +13,14 @@
  *
  *   encryptor X                                          decryptor Y
  *   dist_need() > 0: get material (link take / PPETP)
- *   dist_assign() -> id; persist dist_persist()
- *                    --OFFER{id, len, source, ref}-->   dist_check_offer(); take material;
- *                                                       dist_in_accepted(); persist;
- *                                                       push to decrypt ring (Y's kernel)
- *                    <--ACCEPT{id} / REJECT{id}------
- *   dist_offer_accepted() -> push to encrypt ring,
- *   dist_pushed()
+ *   dist_assign() -> id, per block; persist dist_persist()
+ *                    --OFFER{n x (id, len, source, ref)}-->  per block: dist_check_offer();
+ *                                                       take material; dist_in_accepted();
+ *                                                       persist; push the accepted blocks
+ *                                                       to the decrypt ring (Y's kernel)
+ *                    <--ACCEPT{n x (id, verdict)}------
+ *   per block: verdict 0 -> dist_offer_accepted(), push to the encrypt ring, dist_pushed();
+ *              else dist_offer_rejected()
  *
  * The decryptor holds every block before the encryptor can use it. An id is persisted
  * before it leaves the process (next id at X, highest accepted at Y), and the kernel
@@ -41,9 +42,10 @@
 #include <stdint.h>
 
 #define DIST_ID_MAX 63
-#define DIST_VERSION 1
+#define DIST_VERSION 2
 #define DIST_MAX_BLOCK 32768		/* QOTP_MAX_BLOCK_LEN */
 #define DIST_MAX_TRACKED 4096		/* blocks pushed and not released, per ring */
+#define DIST_BATCH_MAX 64		/* blocks per OFFER / ACCEPT message */
 
 enum dist_dir { DIST_OUT = 0, DIST_IN = 1 };	/* our encrypt ring / our decrypt ring */
 
@@ -54,32 +56,51 @@ enum dist_source {
 
 enum dist_msg_type {
 	DIST_OFFER = 1,
-	DIST_ACCEPT = 2,
-	DIST_REJECT = 3,
+	DIST_ACCEPT = 2,		/* the answer to an OFFER: one verdict per block */
+	/* 3: version 1's REJECT of one block; version 2 answers with verdicts instead */
 	DIST_RESYNC = 4,
 	DIST_RESYNC_REQ = 5,
 	__DIST_MSG_LAST,
 };
 
+/* ACCEPT verdicts: 0 the decryptor pushed the block into its decrypt ring; else refused. */
+enum dist_verdict {
+	DIST_V_ACCEPTED = 0,
+	DIST_V_REFUSED = 1,		/* id not above the last accepted, bad length or source */
+	DIST_V_NO_KEY = 2,		/* the decryptor does not hold the named key material */
+	DIST_V_ERROR = 3,		/* local failure (store, persist, kernel push) */
+};
+
 /*
- * Wire (big endian): u8 version | u8 type | u16 flags (0) | id enc | id dec | body; the
- * ring is named by its encryptor and decryptor. id = u8 length + [A-Za-z0-9._-]{1,63}.
- *   OFFER   u64 block_id | u32 len | u8 source | u64 ref | u32 ref_off
- *   ACCEPT  u64 block_id              REJECT  u64 block_id | u8 reason
+ * Wire, version 2 (big endian): u8 version | u8 type | u16 flags (0) | id enc | id dec |
+ * body; the ring is named by its encryptor and decryptor. id = u8 length +
+ * [A-Za-z0-9._-]{1,63}.
+ *   OFFER   u16 n | n x { u64 block_id | u32 len | u8 source | u64 ref | u32 ref_off }
+ *   ACCEPT  u16 n | n x { u64 block_id | u8 verdict }
  *   RESYNC  u64 first_valid           RESYNC_REQ  empty
- * Block ids are non-zero, len 1..DIST_MAX_BLOCK, trailing bytes refused.
+ * n is 1..DIST_BATCH_MAX and the block ids of one message strictly increase; block ids are
+ * non-zero, len 1..DIST_MAX_BLOCK, verdicts 0..3, trailing bytes refused. Version 1 (one
+ * block per OFFER, ACCEPT / REJECT of one id) is refused: -EPROTONOSUPPORT.
  */
+struct dist_entry {
+	uint64_t id;
+	uint32_t len;			/* OFFER */
+	uint8_t source;			/* OFFER */
+	uint64_t ref;			/* OFFER */
+	uint32_t ref_off;		/* OFFER */
+	uint8_t verdict;		/* ACCEPT */
+};
+
 struct dist_msg {
 	uint8_t type;
 	char enc[DIST_ID_MAX + 1], dec[DIST_ID_MAX + 1];
-	uint64_t id;			/* OFFER, ACCEPT, REJECT; RESYNC: first valid id */
-	uint32_t len;
-	uint8_t source;
-	uint64_t ref;
-	uint32_t ref_off;
-	uint8_t reason;
+	uint64_t id;			/* RESYNC: first valid id */
+	uint16_t n;			/* OFFER, ACCEPT: entries */
+	struct dist_entry e[DIST_BATCH_MAX];
 };
-#define DIST_MSG_MAX (4 + 2 * (1 + DIST_ID_MAX) + 25)
+#define DIST_OFFER_ENTRY 25
+#define DIST_ACCEPT_ENTRY 9
+#define DIST_MSG_MAX (4 + 2 * (1 + DIST_ID_MAX) + 2 + DIST_BATCH_MAX * DIST_OFFER_ENTRY)
 
 long dist_encode(const struct dist_msg *m, uint8_t *buf, size_t buflen);
 int dist_decode(const uint8_t *buf, size_t len, struct dist_msg *m);
@@ -100,6 +121,7 @@ struct dist_persist {
 
 struct dist_stats {
 	uint64_t level;			/* estimated available bytes of our encrypt ring */
+	uint64_t lead;			/* refill lead from the drain rate (dist_set_rates) */
 	uint64_t inflight_bytes, reserved_bytes;
 	uint32_t inflight, pushed_out, pushed_in;	/* blocks */
 	uint64_t offered, accepted, rejected, expired;	/* as encryptor */
@@ -124,6 +146,14 @@ void dist_persist(const struct dist_pair *dp, struct dist_persist *ps);
 void dist_get_stats(const struct dist_pair *dp, struct dist_stats *st);
 
 /* Encryptor side. */
+
+/*
+ * Refill lead: while the ring drains at drain_bps bytes/s and an offer takes rtt_ms from
+ * assignment to the push, refilling starts lead = drain_bps * rtt_ms / 1000 bytes above the
+ * low watermark and aims lead bytes above the target (lead at most the target: the ring
+ * never holds more than twice the target). 0, 0: plain watermark / target hysteresis.
+ */
+void dist_set_rates(struct dist_pair *dp, uint64_t drain_bps, uint64_t rtt_ms);
 
 /* Key bytes to obtain now (0 if the ring is above the low watermark or offers are full). */
 uint64_t dist_need(const struct dist_pair *dp);

@@ -16,7 +16,9 @@
  *
  * For a neighbour with `qotp-peer N`, verified link blocks feed the rings of local qotp
  * peer N: our encrypt ring (we are its encryptor: we assign its ids and OFFER each block,
- * naming the link block by id) and our decrypt ring (the neighbour's offers). The two ends
+ * naming the link block by id, up to DIST_BATCH_MAX blocks per OFFER message, each batch
+ * taken, assigned, persisted and mapped in one store transaction) and our decrypt ring (the
+ * neighbour's offers, answered with one verdict per block). The two ends
  * of a link never pick the same link block: the caching leader distributes the even link
  * block ids, the follower the odd ones. An encryptor takes its block from the store
  * (delivered, committed) before the offer; the decryptor takes the named block by id,
@@ -43,15 +45,21 @@
 #include "kmsd.h"
 #include "log.h"
 
-#define KD_MAX_INFLIGHT 8
+/*
+ * Blocks offered and not yet answered, per pair: up to DIST_BATCH_MAX blocks per OFFER
+ * message (one store transaction and one id persist per batch at each end), several
+ * messages in flight. 256 blocks of 4032 bytes are about 1 MiB, twice the default target.
+ */
+#define KD_MAX_INFLIGHT 256
 #define KD_MAX_XFER 4			/* PPETP transfers under way per remote pair */
-#define KD_OFFER_TIMEOUT_MS 5000
+#define KD_OFFER_TIMEOUT_MS 10000
 #define KD_RETRY_S 2
 
 struct kd_pending {			/* an offer of ours awaiting ACCEPT */
 	uint64_t ring_id, link_id;
 	uint32_t len;
 	uint8_t *key;
+	uint64_t sent_ms;
 };
 
 struct kd_link {
@@ -62,6 +70,9 @@ struct kd_link {
 	struct kd_pending pend[KD_MAX_INFLIGHT];
 	uint64_t delivered_bytes[2], delivered_blocks[2];	/* pushed into the kernel */
 	uint64_t consumed, burnt, push_errors;
+	/* refill lead (dist_set_rates): encrypt ring drain and offer round trip, smoothed */
+	uint64_t released_bytes, drain_bps, rtt_ms, rate_ms;
+	uint64_t batches_out, batches_in;	/* OFFER messages sent / answered */
 	/* remote pairs: PPETP transfers this pair started to get key material */
 	uint64_t xfer_inflight, xfer_reserved, xfer_started, xfer_failed;
 	char last_error[128];
@@ -73,7 +84,7 @@ struct kd {
 	struct event *kk_ev, *retry_ev;
 	int kk_state;			/* 0 ok, else the errno of the last open */
 	int logged_absent;
-	struct store_block *blk;	/* scratch (large) */
+	struct store_block *blk;	/* scratch: DIST_BATCH_MAX blocks (large) */
 	struct msg *msg;		/* scratch (large) */
 };
 
@@ -188,15 +199,6 @@ static struct kd_pending *pend_find(struct kd_link *k, uint64_t ring_id)
 }
 
 /* The pushed-block map lives in the store, so RELEASED still finds it after a restart. */
-static void map_add(struct kd_link *k, int dir, uint64_t ring_id, uint64_t link_id)
-{
-	struct kmsd *d = k->l->d;
-
-	if (store_dist_map_add(d->st, k->l->nb.id, dir, ring_id, link_id) < 0)
-		log_warnx("%s: cannot record pushed block %" PRIu64 ": %s; its store row stays "
-			  "delivered", k->l->nb.id, ring_id, store_errmsg(d->st));
-}
-
 static int map_take(struct kd_link *k, int dir, uint64_t ring_id, uint64_t *link_id)
 {
 	return store_dist_map_take(k->l->d->st, k->l->nb.id, dir, ring_id, link_id) == 0 ? 0 : -1;
@@ -239,10 +241,10 @@ static void map_drain(struct kd_link *k, int dir, uint64_t above_id)
 			 n, dir == DIST_OUT ? "encrypt" : "decrypt");
 }
 
-static int send_dist(struct kd_link *k, uint8_t type, uint64_t id, int we_encrypt)
+/* A DIST message of ours, header filled, body empty (kd->msg). */
+static struct msg *dist_msg_new(struct kd_link *k, uint8_t type, int we_encrypt)
 {
-	struct kd *kd = k->l->d->kd;
-	struct msg *m = kd->msg;
+	struct msg *m = k->l->d->kd->msg;
 
 	memset(m, 0, sizeof(*m));
 	m->type = MSG_DIST;
@@ -251,6 +253,13 @@ static int send_dist(struct kd_link *k, uint8_t type, uint64_t id, int we_encryp
 		 we_encrypt ? k->l->d->cf.node_id : k->l->nb.id);
 	snprintf(m->dist.dec, sizeof(m->dist.dec), "%s",
 		 we_encrypt ? k->l->nb.id : k->l->d->cf.node_id);
+	return m;
+}
+
+static int send_dist(struct kd_link *k, uint8_t type, uint64_t id, int we_encrypt)
+{
+	struct msg *m = dist_msg_new(k, type, we_encrypt);
+
 	m->dist.id = id;
 	return k->l->peer ? peer_send(k->l->peer, m) : -1;
 }
@@ -289,181 +298,358 @@ static void request_xfers(struct kd_link *k)
 	}
 }
 
-/* Takes key material for one offer: a link block of our parity, or a transfer key we sourced. */
-static int take_material(struct kd_link *k, struct store_block *b)
+/*
+ * Takes key material for up to max offers inside the caller's store transaction: link
+ * blocks of our parity, or transfer keys we sourced (the destination of a lost DONE never
+ * offers). Returns how many, or -1 on a store error.
+ */
+static int take_material(struct kd_link *k, struct store_block *b, size_t max, uint64_t need)
 {
 	struct kmsd *d = k->l->d;
 	size_t n = 0;
+	int rc;
 
 	if (k->l->quantum)
-		return store_take_parity(d->st, k->l->nb.id, my_parity(k), 1, b, 1, &n) < 0 || n == 0;
-	/* Only keys we were the source of: the destination of a lost DONE never offers. */
-	return store_xfer_take(d->st, k->l->nb.id, d->cf.node_id, 0, b) != 0;
+		return store_take_parity_tx(d->st, k->l->nb.id, my_parity(k), need, b, max, &n) < 0
+			? -1 : (int)n;
+	for (uint64_t got = 0; n < max && got < need; got += b[n++].len) {
+		rc = store_xfer_take_tx(d->st, k->l->nb.id, d->cf.node_id, 0, &b[n]);
+		if (rc < 0) {
+			for (size_t i = 0; i < n; i++)
+				explicit_bzero(b[i].key, b[i].len);
+			return -1;
+		}
+		if (rc)
+			break;
+	}
+	return (int)n;
+}
+
+static void wipe_blocks(struct store_block *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		explicit_bzero(b[i].key, b[i].len);
+}
+
+static size_t free_slots(const struct kd_link *k)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < KD_MAX_INFLIGHT; i++)
+		n += !k->pend[i].key;
+	return n;
+}
+
+static struct kd_pending *free_slot(struct kd_link *k)
+{
+	for (int i = 0; i < KD_MAX_INFLIGHT; i++)
+		if (!k->pend[i].key)
+			return &k->pend[i];
+	return NULL;
+}
+
+/*
+ * Encryptor: one OFFER of up to DIST_BATCH_MAX blocks, sized to what the ring lacks. In one
+ * store transaction: take the blocks, assign their ring ids (persisted, fsync + rename,
+ * before the transaction commits) and map them; commit; then the offer leaves. A failure
+ * before the commit rolls everything back (the blocks stay verified; the assigned ids are
+ * burnt, never reused). Returns blocks offered; 0 when nothing is needed or available.
+ */
+static int offer_batch(struct kd_link *k)
+{
+	struct kmsd *d = k->l->d;
+	struct store_block *b = d->kd->blk;
+	uint64_t need = dist_need(k->dp), ids[DIST_BATCH_MAX], now = (uint64_t)mono_ms();
+	size_t want, n_assigned = 0;
+	struct msg *m;
+	int n;
+
+	/* the take stops at need bytes: the deficit below the target (plus the lead) */
+	want = free_slots(k);
+	if (want > DIST_BATCH_MAX)
+		want = DIST_BATCH_MAX;
+	if (!need || !want)
+		return 0;
+	if (store_begin(d->st)) {
+		snprintf(k->last_error, sizeof(k->last_error), "store: %s", store_errmsg(d->st));
+		return 0;
+	}
+	n = take_material(k, b, want, need);
+	if (n <= 0) {
+		store_rollback(d->st);
+		if (n < 0)
+			snprintf(k->last_error, sizeof(k->last_error), "store: %s",
+				 store_errmsg(d->st));
+		/* links: the next caching round calls us; remotes: transfer some */
+		else if (!k->l->quantum)
+			request_xfers(k);
+		return 0;
+	}
+	for (; n_assigned < (size_t)n; n_assigned++) {
+		uint32_t len = b[n_assigned].len < d->cf.dist_block ? b[n_assigned].len :
+			d->cf.dist_block;
+
+		if (dist_assign(k->dp, len, now, &ids[n_assigned]))
+			goto undo;
+	}
+	if (persist(k))
+		goto undo;
+	/* mapped in the same transaction: a crash from here on leaves every block findable */
+	for (int i = 0; i < n; i++)
+		if (store_dist_map_add(d->st, k->l->nb.id, DIST_OUT, ids[i], b[i].id) < 0)
+			goto undo;
+	if (store_commit(d->st)) {
+		n_assigned = (size_t)n;
+		for (size_t i = 0; i < n_assigned; i++)
+			dist_offer_rejected(k->dp, ids[i]);
+		wipe_blocks(b, (size_t)n);
+		set_err(k, "cannot commit an offer batch", EIO);
+		return 0;
+	}
+	m = dist_msg_new(k, DIST_OFFER, 1);
+	for (int i = 0; i < n; i++) {
+		struct kd_pending *p = free_slot(k);
+		uint32_t len = b[i].len < d->cf.dist_block ? b[i].len : d->cf.dist_block;
+
+		if (p)
+			p->key = malloc(len);
+		if (!p || !p->key) {
+			/* committed as delivered and mapped: burn it, never offered */
+			dist_offer_rejected(k->dp, ids[i]);
+			forget(k, DIST_OUT, ids[i], b[i].id);
+			continue;
+		}
+		memcpy(p->key, b[i].key, len);
+		p->ring_id = ids[i];
+		p->link_id = b[i].id;
+		p->len = len;
+		p->sent_ms = now;
+		m->dist.e[m->dist.n].id = ids[i];
+		m->dist.e[m->dist.n].len = len;
+		m->dist.e[m->dist.n].source = k->l->quantum ? DIST_SRC_LINK : DIST_SRC_PPETP;
+		m->dist.e[m->dist.n].ref = b[i].id;
+		m->dist.n++;
+	}
+	wipe_blocks(b, (size_t)n);
+	if (!m->dist.n)
+		return 0;
+	k->batches_out++;
+	/* a send failure closes the session: these offers expire (burnt) at the next ticks */
+	if (peer_send(k->l->peer, m) < 0)
+		return 0;
+	return m->dist.n;
+undo:
+	store_rollback(d->st);
+	for (size_t i = 0; i < n_assigned; i++)
+		dist_offer_rejected(k->dp, ids[i]);
+	wipe_blocks(b, (size_t)n);
+	set_err(k, "cannot assign, persist or map ring ids", errno ? errno : EIO);
+	return 0;
 }
 
 /* Encryptor: offers key blocks until distrib says the ring will be full enough. */
 static void refill(struct kd_link *k)
 {
 	struct kmsd *d = k->l->d;
-	struct store_block *b = d->kd->blk;
-	struct msg *m = d->kd->msg;
-	uint64_t id;
 
-	while (k->dp && k->l->peer && k->l->peer->hello_rx && d->kd->kk && dist_need(k->dp) > 0) {
-		struct kd_pending *p = NULL;		/* a free slot has key == NULL */
-		uint32_t len;
-
-		for (int i = 0; !p && i < KD_MAX_INFLIGHT; i++)
-			if (!k->pend[i].key)
-				p = &k->pend[i];
-		if (!p)
+	while (k->dp && k->l->peer && k->l->peer->hello_rx && d->kd->kk && dist_need(k->dp) > 0)
+		if (offer_batch(k) <= 0)
 			return;
-		if (take_material(k, b)) {
-			/* links: the next caching round calls us; remotes: transfer some */
-			if (!k->l->quantum)
-				request_xfers(k);
-			return;
-		}
-		len = b->len < d->cf.dist_block ? b->len : d->cf.dist_block;
-		if (dist_assign(k->dp, len, (uint64_t)mono_ms(), &id) || persist(k)) {
-			set_err(k, "cannot assign or persist a ring id", errno ? errno : EIO);
-			explicit_bzero(b->key, b->len);
-			burn(k, DIST_OUT, b->id);
-			return;
-		}
-		/* mapped before the offer leaves: a crash from here on leaves it findable */
-		map_add(k, DIST_OUT, id, b->id);
-		p->key = malloc(len);
-		if (!p->key) {
-			explicit_bzero(b->key, b->len);
-			forget(k, DIST_OUT, id, b->id);
-			return;
-		}
-		memcpy(p->key, b->key, len);
-		explicit_bzero(b->key, b->len);
-		p->ring_id = id;
-		p->link_id = b->id;
-		p->len = len;
-		memset(m, 0, sizeof(*m));
-		m->type = MSG_DIST;
-		m->dist.type = DIST_OFFER;
-		snprintf(m->dist.enc, sizeof(m->dist.enc), "%s", d->cf.node_id);
-		snprintf(m->dist.dec, sizeof(m->dist.dec), "%s", k->l->nb.id);
-		m->dist.id = id;
-		m->dist.len = len;
-		m->dist.source = k->l->quantum ? DIST_SRC_LINK : DIST_SRC_PPETP;
-		m->dist.ref = b->id;
-		m->dist.ref_off = 0;
-		if (peer_send(k->l->peer, m) < 0)
-			return;
-	}
 }
 
-static int push(struct kd_link *k, int qdir, uint64_t id, const uint8_t *key, uint32_t len)
+/* Pushes n blocks (ids increasing) into ring qdir; returns how many leading ones the kernel took. */
+static size_t push(struct kd_link *k, int qdir, const struct kk_block *kb, size_t n)
 {
-	struct kk_block kb = { .id = id, .data = key, .len = len };
 	struct kd *kd = k->l->d->kd;
+	size_t done = 0;
 	int rc;
 
+	if (!n)
+		return 0;
 	if (!kd->kk)
-		return -ENOENT;
-	rc = kk_push(kd->kk, k->l->nb.qotp_peer, qdir, &kb, 1, NULL);
+		return 0;
+	rc = kk_push(kd->kk, k->l->nb.qotp_peer, qdir, kb, n, &done);
 	if (rc) {
 		k->push_errors++;
 		snprintf(k->last_error, sizeof(k->last_error), "push %s id %" PRIu64 ": %s%s%s",
-			 qdir == QOTP_DIR_ENCRYPT ? "encrypt" : "decrypt", id, strerror(-rc),
+			 qdir == QOTP_DIR_ENCRYPT ? "encrypt" : "decrypt",
+			 done < n ? kb[done].id : 0, strerror(-rc),
 			 kk_last_error(kd->kk)[0] ? ": " : "", kk_last_error(kd->kk));
 		log_warnx("link %s: %s", k->l->nb.id, k->last_error);
 	}
-	return rc;
+	return done < n ? done : n;
 }
 
-/* Decryptor: an OFFER for our decrypt ring. */
+/*
+ * Decryptor: an OFFER of blocks for our decrypt ring. In one store transaction: take each
+ * named key, map it, record the highest accepted id (persisted before the commit); commit;
+ * push the accepted blocks into the decrypt ring in one request; answer with one verdict
+ * per block. A block refused after its key was taken is burnt (consumed) in the same
+ * transaction; one the kernel did not take is burnt after the push. The encryptor pushes
+ * only blocks answered DIST_V_ACCEPTED, so both rings hold the same ids.
+ */
 static void on_offer(struct kd_link *k, const struct dist_msg *dm)
 {
 	struct kmsd *d = k->l->d;
 	struct store_block *b = d->kd->blk;
-	int rc, bad_source;
+	struct kk_block kb[DIST_BATCH_MAX];
+	uint8_t verdict[DIST_BATCH_MAX];
+	size_t idx[DIST_BATCH_MAX], nk = 0, done;
+	int rc, tx_ok = 0, began = 0;
+	struct msg *m;
 
-	/* links: a block of the peer's parity; remotes: a transfer key the peer sourced */
-	if (k->l->quantum)
-		bad_source = dm->source != DIST_SRC_LINK || (int)(dm->ref & 1) == my_parity(k);
-	else
-		bad_source = dm->source != DIST_SRC_PPETP;
-	if (dist_check_offer(k->dp, dm->id, dm->len) || bad_source || dm->ref_off != 0 ||
-	    !d->kd->kk) {
-		send_dist(k, DIST_REJECT, dm->id, 0);
-		return;
+	memset(verdict, DIST_V_ERROR, sizeof(verdict));
+	if (d->kd->kk && store_begin(d->st) == 0)
+		tx_ok = began = 1;
+	for (size_t i = 0; tx_ok && i < dm->n; i++) {
+		const struct dist_entry *e = &dm->e[i];
+		int bad_source;
+
+		/* links: a block of the peer's parity; remotes: a transfer key the peer sourced */
+		if (k->l->quantum)
+			bad_source = e->source != DIST_SRC_LINK ||
+				(int)(e->ref & 1) == my_parity(k);
+		else
+			bad_source = e->source != DIST_SRC_PPETP;
+		if (dist_check_offer(k->dp, e->id, e->len) || bad_source || e->ref_off != 0) {
+			verdict[i] = DIST_V_REFUSED;
+			continue;
+		}
+		if (k->l->quantum)
+			rc = store_take_id_tx(d->st, k->l->nb.id, e->ref, &b[nk]);
+		else
+			rc = store_xfer_take_tx(d->st, k->l->nb.id, k->l->nb.id, e->ref, &b[nk]);
+		if (rc < 0) {
+			tx_ok = 0;
+			break;
+		}
+		if (rc) {
+			log_warnx("%s %s: offer %" PRIu64 " names %s %" PRIu64 " we do not hold",
+				  k->l->quantum ? "link" : "remote", k->l->nb.id, e->id,
+				  k->l->quantum ? "link block" : "transfer key", e->ref);
+			verdict[i] = DIST_V_NO_KEY;
+			continue;
+		}
+		if (e->len > b[nk].len || dist_in_accepted(k->dp, e->id)) {
+			explicit_bzero(b[nk].key, b[nk].len);
+			burn(k, DIST_IN, e->ref);	/* taken in this transaction: burnt in it */
+			verdict[i] = DIST_V_REFUSED;
+			continue;
+		}
+		/* mapped before the push, in the take's transaction: see map_drain */
+		if (store_dist_map_add(d->st, k->l->nb.id, DIST_IN, e->id, e->ref) < 0) {
+			explicit_bzero(b[nk].key, b[nk].len);
+			tx_ok = 0;
+			break;
+		}
+		kb[nk].id = e->id;
+		kb[nk].data = b[nk].key;
+		kb[nk].len = e->len;
+		idx[nk++] = i;
 	}
-	if (k->l->quantum)
-		rc = store_take_id(d->st, k->l->nb.id, dm->ref, b);
-	else
-		rc = store_xfer_take(d->st, k->l->nb.id, k->l->nb.id, dm->ref, b);
-	if (rc != 0) {
-		log_warnx("%s %s: offer %" PRIu64 " names %s %" PRIu64 " we do not hold",
-			  k->l->quantum ? "link" : "remote", k->l->nb.id, dm->id,
-			  k->l->quantum ? "link block" : "transfer key", dm->ref);
-		send_dist(k, DIST_REJECT, dm->id, 0);
-		return;
+	if (tx_ok && nk && persist(k))
+		tx_ok = 0;
+	if (tx_ok && store_commit(d->st))
+		tx_ok = 0;		/* store_commit rolled back */
+	else if (!tx_ok && began)
+		store_rollback(d->st);
+	if (!tx_ok) {
+		/* nothing taken, nothing mapped: every block refused */
+		wipe_blocks(b, nk);
+		memset(verdict, DIST_V_ERROR, sizeof(verdict));
+		nk = 0;
 	}
-	map_add(k, DIST_IN, dm->id, dm->ref);	/* before the push: see map_drain */
-	if (dm->len > b->len || dist_in_accepted(k->dp, dm->id) || persist(k)) {
-		explicit_bzero(b->key, b->len);
-		forget(k, DIST_IN, dm->id, dm->ref);
-		send_dist(k, DIST_REJECT, dm->id, 0);
-		return;
+	done = push(k, QOTP_DIR_DECRYPT, kb, nk);
+	for (size_t j = 0; j < nk; j++) {
+		const struct dist_entry *e = &dm->e[idx[j]];
+
+		if (j >= done) {
+			forget(k, DIST_IN, e->id, e->ref);
+			verdict[idx[j]] = DIST_V_ERROR;
+			continue;
+		}
+		dist_pushed(k->dp, DIST_IN, e->id, e->len);
+		k->delivered_bytes[DIST_IN] += e->len;
+		if (k->l->quantum)
+			k->l->used_bytes += e->len;
+		k->delivered_blocks[DIST_IN]++;
+		verdict[idx[j]] = DIST_V_ACCEPTED;
 	}
-	rc = push(k, QOTP_DIR_DECRYPT, dm->id, b->key, dm->len);
-	explicit_bzero(b->key, b->len);
-	if (rc) {
-		forget(k, DIST_IN, dm->id, dm->ref);
-		send_dist(k, DIST_REJECT, dm->id, 0);
-		return;
+	wipe_blocks(b, nk);
+	k->batches_in++;
+	m = dist_msg_new(k, DIST_ACCEPT, 0);
+	m->dist.n = dm->n;
+	for (size_t i = 0; i < dm->n; i++) {
+		m->dist.e[i].id = dm->e[i].id;
+		m->dist.e[i].verdict = verdict[i];
 	}
-	dist_pushed(k->dp, DIST_IN, dm->id, dm->len);
-	k->delivered_bytes[DIST_IN] += dm->len;
-	if (k->l->quantum)
-		k->l->used_bytes += dm->len;
-	k->delivered_blocks[DIST_IN]++;
-	send_dist(k, DIST_ACCEPT, dm->id, 0);
+	if (k->l->peer)
+		peer_send(k->l->peer, m);
 }
 
-/* Encryptor: the peer holds the block in its decrypt ring; push into our encrypt ring. */
-static void on_accept(struct kd_link *k, uint64_t id)
+/*
+ * Encryptor: the answer to an OFFER. Blocks the peer holds in its decrypt ring go into our
+ * encrypt ring in one push; refused ones, and any the kernel did not take, are burnt.
+ */
+static void on_accept(struct kd_link *k, const struct dist_msg *dm)
 {
-	struct kd_pending *p = pend_find(k, id);
-	uint32_t len;
-	uint64_t link_id;
+	struct kmsd *d = k->l->d;
+	struct kk_block kb[DIST_BATCH_MAX];
+	struct kd_pending *pp[DIST_BATCH_MAX];
+	uint64_t now = (uint64_t)mono_ms();
+	size_t nk = 0, done;
+	int tx = store_begin(d->st) == 0;	/* one fsync for the burns of the batch */
 
-	if (!p)
-		return;
-	link_id = p->link_id;
-	if (dist_offer_accepted(k->dp, id, &len) || len != p->len ||
-	    push(k, QOTP_DIR_ENCRYPT, id, p->key, p->len)) {
-		pend_free(p);
-		forget(k, DIST_OUT, id, link_id);
-		return;
+	for (size_t i = 0; i < dm->n; i++) {
+		const struct dist_entry *e = &dm->e[i];
+		struct kd_pending *p = pend_find(k, e->id);
+		uint32_t len;
+
+		if (!p)
+			continue;		/* expired or cancelled meanwhile: already burnt */
+		if (e->verdict != DIST_V_ACCEPTED) {
+			uint64_t link_id = p->link_id;
+
+			dist_offer_rejected(k->dp, e->id);
+			pend_free(p);
+			forget(k, DIST_OUT, e->id, link_id);
+			continue;
+		}
+		if (dist_offer_accepted(k->dp, e->id, &len) || len != p->len) {
+			uint64_t link_id = p->link_id;
+
+			pend_free(p);
+			forget(k, DIST_OUT, e->id, link_id);
+			continue;
+		}
+		/* round trip of the offer, smoothed: part of the refill lead */
+		k->rtt_ms = k->rtt_ms ? (7 * k->rtt_ms + (now - p->sent_ms)) / 8 : now - p->sent_ms;
+		kb[nk].id = e->id;
+		kb[nk].data = p->key;
+		kb[nk].len = p->len;
+		pp[nk++] = p;
 	}
-	dist_pushed(k->dp, DIST_OUT, id, len);
-	k->delivered_bytes[DIST_OUT] += len;
-	if (k->l->quantum)
-		k->l->used_bytes += len;
-	k->delivered_blocks[DIST_OUT]++;
-	pend_free(p);
+	done = push(k, QOTP_DIR_ENCRYPT, kb, nk);
+	for (size_t j = 0; j < nk; j++) {
+		struct kd_pending *p = pp[j];
+		uint64_t id = p->ring_id, link_id = p->link_id;
+		uint32_t len = p->len;
+
+		pend_free(p);
+		if (j >= done) {
+			forget(k, DIST_OUT, id, link_id);
+			continue;
+		}
+		dist_pushed(k->dp, DIST_OUT, id, len);
+		k->delivered_bytes[DIST_OUT] += len;
+		if (k->l->quantum)
+			k->l->used_bytes += len;
+		k->delivered_blocks[DIST_OUT]++;
+	}
+	if (tx && store_commit(d->st))
+		log_warnx("%s: cannot commit the burns of an answer: %s", k->l->nb.id,
+			  store_errmsg(d->st));
 	refill(k);
-}
-
-static void on_reject(struct kd_link *k, uint64_t id)
-{
-	struct kd_pending *p = pend_find(k, id);
-
-	dist_offer_rejected(k->dp, id);
-	if (p) {
-		uint64_t link_id = p->link_id;
-
-		pend_free(p);
-		forget(k, DIST_OUT, id, link_id);
-	}
 }
 
 static void drop_cb(void *arg, enum dist_dir dir, uint64_t id)
@@ -505,12 +691,7 @@ int kd_recv(struct link *l, const struct msg *m)
 	case DIST_ACCEPT:
 		if (!enc_is_us)
 			return -1;
-		on_accept(k, dm->id);
-		return 0;
-	case DIST_REJECT:
-		if (!enc_is_us)
-			return -1;
-		on_reject(k, dm->id);
+		on_accept(k, dm);
 		return 0;
 	case DIST_RESYNC:		/* the peer lost its encrypt ring: flush our decrypt ring */
 		if (!enc_is_peer)
@@ -574,11 +755,19 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		dist_kernel_level(k->dp, ev->type == KK_EV_KEY_EMPTY ? 0 : ev->avail);
 		refill(k);
 		return;
-	case KK_EV_RELEASED:
+	case KK_EV_RELEASED: {
+		struct dist_stats a, b;
+		int tx;
+
 		if (!k || !k->dp || ev->dir < 0 || ev->dir > 1)
 			return;
+		dist_get_stats(k->dp, &a);
 		dist_released(k->dp, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids,
 			      ev->n_ids);
+		dist_get_stats(k->dp, &b);
+		if (ev->dir == QOTP_DIR_ENCRYPT && a.level > b.level)
+			k->released_bytes += a.level - b.level;	/* the drain rate's samples */
+		tx = store_begin(d->st) == 0;	/* one fsync for the whole event */
 		for (size_t i = 0; i < ev->n_ids; i++) {
 			int dir = ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN;
 
@@ -586,7 +775,11 @@ static void kk_event(void *arg, const struct kk_event *ev)
 			    store_done(k, dir, link_id) == 0)
 				k->consumed++;
 		}
+		if (tx && store_commit(d->st))
+			log_warnx("%s: cannot commit released blocks: %s", k->l->nb.id,
+				  store_errmsg(d->st));
 		return;
+	}
 	case KK_EV_FLUSHED:
 		for (size_t i = 0; i < kd_count(d); i++) {
 			struct kd_link *x = kd_at(d, i)->kd;
@@ -753,7 +946,7 @@ int kd_init(struct kmsd *d)
 		return -1;
 	d->kd = kd;
 	kd->d = d;
-	kd->blk = malloc(sizeof(*kd->blk));
+	kd->blk = calloc(DIST_BATCH_MAX, sizeof(*kd->blk));
 	kd->msg = malloc(sizeof(*kd->msg));
 	kd->retry_ev = evtimer_new(d->base, retry_cb, d);
 	if (!kd->blk || !kd->msg || !kd->retry_ev)
@@ -799,7 +992,7 @@ void kd_free(struct kmsd *d)
 	if (kd->retry_ev)
 		event_free(kd->retry_ev);
 	if (kd->blk) {
-		explicit_bzero(kd->blk, sizeof(*kd->blk));
+		explicit_bzero(kd->blk, DIST_BATCH_MAX * sizeof(*kd->blk));
 		free(kd->blk);
 	}
 	free(kd->msg);
@@ -838,13 +1031,40 @@ void kd_xfer_done(struct kmsd *d, const char *peer, int ok)
 	refill(k);
 }
 
+/*
+ * The refill lead: the encrypt ring's drain (bytes the kernel released per second,
+ * smoothed over a few seconds) times the offer round trip. Called about once a second.
+ */
+static void update_rates(struct kd_link *k, uint64_t now)
+{
+	uint64_t dt = now - k->rate_ms, bps;
+
+	if (!k->rate_ms || dt < 500) {
+		if (!k->rate_ms)
+			k->rate_ms = now;
+		return;
+	}
+	bps = k->released_bytes * 1000 / dt;
+	k->drain_bps = (k->drain_bps + 3 * bps) / 4;
+	k->released_bytes = 0;
+	k->rate_ms = now;
+	dist_set_rates(k->dp, k->drain_bps, k->rtt_ms);
+}
+
 void kd_tick(struct kmsd *d)
 {
 	for (size_t i = 0; i < kd_count(d); i++) {
 		struct kd_link *k = kd_at(d, i)->kd;
+		uint64_t now = (uint64_t)mono_ms();
 
 		if (k && k->dp) {
-			dist_tick(k->dp, (uint64_t)mono_ms(), drop_cb, k);
+			int tx = store_begin(d->st) == 0;	/* one fsync for expired offers */
+
+			dist_tick(k->dp, now, drop_cb, k);
+			if (tx && store_commit(d->st))
+				log_warnx("%s: cannot commit expired offers: %s", k->l->nb.id,
+					  store_errmsg(d->st));
+			update_rates(k, now);
 			refill(k);
 		}
 	}
@@ -917,7 +1137,12 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 				(unsigned long long)s.released, (unsigned long long)k->consumed,
 				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
 			json_s(o, k->last_error);
-			evbuffer_add_printf(o, "}");
+			evbuffer_add_printf(o, ",\"offer_batches\":%llu,\"answered_batches\":%llu,"
+				"\"drain_bps\":%llu,\"rtt_ms\":%llu,\"lead\":%llu}",
+				(unsigned long long)k->batches_out,
+				(unsigned long long)k->batches_in,
+				(unsigned long long)k->drain_bps, (unsigned long long)k->rtt_ms,
+				(unsigned long long)s.lead);
 		} else {
 			evbuffer_add_printf(o, "pair %s (qotp peer %u): %s, peer %s, key from %s\n"
 				"  encrypt ring: %llu bytes in %llu blocks delivered, next id %llu, "
@@ -939,6 +1164,12 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 				(unsigned long long)s.rejected, (unsigned long long)s.expired,
 				(unsigned long long)s.released, (unsigned long long)k->consumed,
 				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
+			evbuffer_add_printf(o, "  refill: %llu offer messages sent, %llu answered; "
+				"drain ~%llu B/s, offer round trip ~%llu ms, lead %llu bytes\n",
+				(unsigned long long)k->batches_out,
+				(unsigned long long)k->batches_in,
+				(unsigned long long)k->drain_bps, (unsigned long long)k->rtt_ms,
+				(unsigned long long)s.lead);
 			if (!k->l->quantum)
 				evbuffer_add_printf(o, "  transfers: %llu started, %llu failed, "
 					"%llu under way\n", (unsigned long long)k->xfer_started,

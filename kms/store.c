@@ -509,15 +509,20 @@ static void wipe_blocks(struct store_block *out, size_t n)
 		explicit_bzero(out[i].key, out[i].len);
 }
 
+/*
+ * caller_tx 0: in a transaction of its own, committed before the bytes are returned (and
+ * refused inside a caller's transaction). caller_tx 1: only inside the caller's
+ * transaction, which the caller commits before the bytes leave the process.
+ */
 static int take_q(struct store *st, int q, const char *link, int64_t arg, size_t min_bytes,
-		  struct store_block *out, size_t max, size_t *n)
+		  struct store_block *out, size_t max, size_t *n, int caller_tx)
 {
 	sqlite3_stmt *sel = Q(st, q), *upd = Q(st, Q_DELIVER);
 	int rc;
 
 	*n = 0;
-	if (st->in_tx)
-		return -1;	/* must commit before the bytes are returned */
+	if (st->in_tx != caller_tx)
+		return -1;
 	AUTO_TX_BEGIN(st);
 	sqlite3_bind_text(sel, 1, link, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(sel, 2, (int64_t)max);
@@ -542,20 +547,35 @@ static int take_q(struct store *st, int q, const char *link, int64_t arg, size_t
 int store_take(struct store *st, const char *link, size_t min_bytes, struct store_block *out,
 	       size_t max, size_t *n)
 {
-	return take_q(st, Q_TAKE_SEL, link, 0, min_bytes, out, max, n);
+	return take_q(st, Q_TAKE_SEL, link, 0, min_bytes, out, max, n, 0);
 }
 
 int store_take_parity(struct store *st, const char *link, int parity, size_t min_bytes,
 		      struct store_block *out, size_t max, size_t *n)
 {
-	return take_q(st, Q_TAKE_PAR_SEL, link, parity & 1, min_bytes, out, max, n);
+	return take_q(st, Q_TAKE_PAR_SEL, link, parity & 1, min_bytes, out, max, n, 0);
+}
+
+int store_take_parity_tx(struct store *st, const char *link, int parity, size_t min_bytes,
+			 struct store_block *out, size_t max, size_t *n)
+{
+	return take_q(st, Q_TAKE_PAR_SEL, link, parity & 1, min_bytes, out, max, n, 1);
 }
 
 int store_take_id(struct store *st, const char *link, uint64_t id, struct store_block *out)
 {
 	size_t n = 0;
 
-	if (take_q(st, Q_TAKE_ID_SEL, link, (int64_t)id, 0, out, 1, &n) < 0)
+	if (take_q(st, Q_TAKE_ID_SEL, link, (int64_t)id, 0, out, 1, &n, 0) < 0)
+		return -1;
+	return n == 1 ? 0 : 1;
+}
+
+int store_take_id_tx(struct store *st, const char *link, uint64_t id, struct store_block *out)
+{
+	size_t n = 0;
+
+	if (take_q(st, Q_TAKE_ID_SEL, link, (int64_t)id, 0, out, 1, &n, 1) < 0)
 		return -1;
 	return n == 1 ? 0 : 1;
 }
@@ -701,17 +721,17 @@ int store_xfer_add(struct store *st, const char *peer, const char *src, uint64_t
 	return rc;
 }
 
-int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
-		    struct store_block *out)
+static int xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
+		     struct store_block *out, int caller_tx)
 {
 	sqlite3_stmt *sel = Q(st, txid ? Q_X_SEL_ID : src ? Q_X_SEL_SRC : Q_X_SEL_ANY);
 	sqlite3_stmt *upd = Q(st, Q_X_DELIVER);
 	char from[64] = "";
 	int rc = -1, found = 0;
 
-	if (st->in_tx || (txid && !src))
+	if (st->in_tx != caller_tx || (txid && !src))
 		return -1;
-	if (store_begin(st))
+	if (!caller_tx && store_begin(st))
 		return -1;
 	sqlite3_bind_text(sel, 1, peer, -1, SQLITE_STATIC);
 	if (src)
@@ -746,16 +766,30 @@ int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_
 		if (step_done(st, upd) != 1)
 			rc = -1;
 	}
-	if (rc < 0)
-		store_rollback(st);
-	else if (store_commit(st))
-		rc = -1;
+	if (!caller_tx) {		/* else the caller commits or rolls back */
+		if (rc < 0)
+			store_rollback(st);
+		else if (store_commit(st))
+			rc = -1;
+	}
 	if (rc < 0) {
 		if (found)
 			explicit_bzero(out->key, out->len);
 		return -1;
 	}
 	return found ? 0 : 1;
+}
+
+int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
+		    struct store_block *out)
+{
+	return xfer_take(st, peer, src, txid, out, 0);
+}
+
+int store_xfer_take_tx(struct store *st, const char *peer, const char *src, uint64_t txid,
+		       struct store_block *out)
+{
+	return xfer_take(st, peer, src, txid, out, 1);
 }
 
 int store_xfer_consume(struct store *st, const char *peer, const char *src, uint64_t txid)

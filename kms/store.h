@@ -125,6 +125,15 @@ int store_take_parity(struct store *st, const char *link, int parity, size_t min
 		      struct store_block *out, size_t max, size_t *n);
 /* verified -> delivered for the one block id. 0 taken, 1 not verified (or unknown), -1. */
 int store_take_id(struct store *st, const char *link, uint64_t id, struct store_block *out);
+/*
+ * store_take_parity, store_take_id and store_xfer_take inside the caller's transaction
+ * (store_begin; refused outside one), so a batch of takes and the records that go with them
+ * (the pushed-block map) commit together, with one fsync. The caller must store_commit
+ * before the bytes leave the process; after a rollback it wipes them and nothing was taken.
+ */
+int store_take_parity_tx(struct store *st, const char *link, int parity, size_t min_bytes,
+			 struct store_block *out, size_t max, size_t *n);
+int store_take_id_tx(struct store *st, const char *link, uint64_t id, struct store_block *out);
 /* verified -> reserved(resv) for up to max blocks; bytes returned. Not yet handed out. */
 int store_reserve(struct store *st, const char *link, uint64_t resv, size_t max,
 		  struct store_block *out, size_t *n);
@@ -188,6 +197,8 @@ int store_xfer_add(struct store *st, const char *peer, const char *src, uint64_t
  */
 int store_xfer_take(struct store *st, const char *peer, const char *src, uint64_t txid,
 		    struct store_block *out);
+int store_xfer_take_tx(struct store *st, const char *peer, const char *src, uint64_t txid,
+		       struct store_block *out);
 /* delivered -> consumed, bytes wiped. 0, 1 if not delivered, -1. */
 int store_xfer_consume(struct store *st, const char *peer, const char *src, uint64_t txid);
 int store_xfer_stats(struct store *st, const char *peer, const char *self,

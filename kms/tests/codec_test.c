@@ -107,37 +107,45 @@ static void test_route_advert_roundtrip(void **state)
 
 static void test_dist_roundtrip(void **state)
 {
-	/* OFFER: 4 + (1+5) + (1+5) + 25 bytes of payload */
+	/* OFFER of 2 blocks: 4 + (1+5) + (1+5) + 2 + 2 x 25 bytes of payload */
 	memset(&in, 0, sizeof(in));
 	in.type = MSG_DIST;
 	in.dist.type = DIST_OFFER;
 	strcpy(in.dist.enc, "kms-a");
 	strcpy(in.dist.dec, "kms-b");
-	in.dist.id = 0x0102030405060708ULL;
-	in.dist.len = 4096;
-	in.dist.source = DIST_SRC_LINK;
-	in.dist.ref = 77;
-	in.dist.ref_off = 12;
-	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 25);
-	assert_memory_equal(buf, "\x01\x06\x00\x00\x00\x00\x00\x29\x01\x01\x00\x00\x05" "kms-a", 18);
+	in.dist.n = 2;
+	in.dist.e[0].id = 0x0102030405060708ULL;
+	in.dist.e[0].len = 4096;
+	in.dist.e[0].source = DIST_SRC_LINK;
+	in.dist.e[0].ref = 77;
+	in.dist.e[0].ref_off = 12;
+	in.dist.e[1].id = 0x0102030405060709ULL;
+	in.dist.e[1].len = 4032;
+	in.dist.e[1].source = DIST_SRC_LINK;
+	in.dist.e[1].ref = 79;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 2 + 50);
+	assert_memory_equal(buf, "\x01\x06\x00\x00\x00\x00\x00\x44\x02\x01\x00\x00\x05" "kms-a",
+			    18);
 	assert_int_equal(out.dist.type, DIST_OFFER);
 	assert_string_equal(out.dist.enc, "kms-a");
 	assert_string_equal(out.dist.dec, "kms-b");
-	assert_true(out.dist.id == 0x0102030405060708ULL);
-	assert_int_equal(out.dist.len, 4096);
-	assert_int_equal(out.dist.source, DIST_SRC_LINK);
-	assert_true(out.dist.ref == 77);
-	assert_int_equal(out.dist.ref_off, 12);
+	assert_int_equal(out.dist.n, 2);
+	assert_true(out.dist.e[0].id == 0x0102030405060708ULL);
+	assert_int_equal(out.dist.e[0].len, 4096);
+	assert_int_equal(out.dist.e[0].source, DIST_SRC_LINK);
+	assert_true(out.dist.e[0].ref == 77);
+	assert_int_equal(out.dist.e[0].ref_off, 12);
+	assert_true(out.dist.e[1].ref == 79);
 
 	in.dist.type = DIST_ACCEPT;
-	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 8);
+	in.dist.e[1].verdict = DIST_V_REFUSED;
+	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 2 + 18);
 	assert_int_equal(out.dist.type, DIST_ACCEPT);
-	assert_true(out.dist.id == 0x0102030405060708ULL);
-	in.dist.type = DIST_REJECT;
-	in.dist.reason = 2;
-	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 9);
-	assert_int_equal(out.dist.reason, 2);
+	assert_true(out.dist.e[0].id == 0x0102030405060708ULL);
+	assert_int_equal(out.dist.e[0].verdict, DIST_V_ACCEPTED);
+	assert_int_equal(out.dist.e[1].verdict, DIST_V_REFUSED);
 	in.dist.type = DIST_RESYNC;
+	in.dist.n = 0;
 	in.dist.id = 5000;
 	roundtrip(&in, MSG_HDR_LEN + 4 + 12 + 8);
 	assert_true(out.dist.id == 5000);
@@ -146,19 +154,26 @@ static void test_dist_roundtrip(void **state)
 	roundtrip(&in, MSG_HDR_LEN + 4 + 12);
 	assert_int_equal(out.dist.type, DIST_RESYNC_REQ);
 
-	/* rejections: bad inner version, trailing byte, zero id, bad node id */
+	/* rejections: bad inner version, version 1, trailing byte, zero id, bad node id */
+	memset(&in.dist.e, 0, sizeof(in.dist.e));
 	in.dist.type = DIST_ACCEPT;
-	in.dist.id = 9;
-	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), MSG_HDR_LEN + 24);
-	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 24, &out), CODEC_OK);
-	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 23, &out), CODEC_ELENGTH);
-	buf[MSG_HDR_LEN + 24] = 0;
-	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 25, &out), CODEC_ELENGTH);
+	in.dist.n = 1;
+	in.dist.e[0].id = 9;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), MSG_HDR_LEN + 27);
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 27, &out), CODEC_OK);
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 26, &out), CODEC_ELENGTH);
+	buf[MSG_HDR_LEN + 27] = 0;
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 28, &out), CODEC_ELENGTH);
+	buf[MSG_HDR_LEN] = 1;
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 27, &out), CODEC_EFIELD);
 	buf[MSG_HDR_LEN] = 9;
-	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 24, &out), CODEC_EFIELD);
-	in.dist.id = 0;
+	assert_int_equal(codec_decode_payload(MSG_DIST, buf + MSG_HDR_LEN, 27, &out), CODEC_EFIELD);
+	in.dist.e[0].id = 0;
 	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
-	in.dist.id = 9;
+	in.dist.e[0].id = 9;
+	in.dist.n = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.dist.n = 1;
 	strcpy(in.dist.enc, "bad id");
 	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
 	assert_string_equal(msg_type_name(MSG_DIST), "dist");

@@ -107,76 +107,93 @@ static struct dist_msg wire(const struct dist_msg *m)
 	return d;
 }
 
-/* Y's side of an OFFER: check, "take material", persist, push to decrypt ring, answer. */
+/*
+ * Y's side of an OFFER batch: check each block, "take material", persist, push to the
+ * decrypt ring, answer with one verdict per block. Blocks whose ids are listed in
+ * missing[] are answered DIST_V_NO_KEY (Y does not hold the named material).
+ */
+static const uint64_t *missing;
+static int n_missing;
+
 static struct dist_msg y_handle_offer(const struct dist_msg *o)
 {
 	struct dist_msg r = { 0 };
 
+	assert_int_equal(o->type, DIST_OFFER);
+	r.type = DIST_ACCEPT;
 	strcpy(r.enc, o->enc);
 	strcpy(r.dec, o->dec);
-	r.id = o->id;
-	if (dist_check_offer(Y.dp, o->id, o->len)) {
-		r.type = DIST_REJECT;
-		return wire(&r);
+	r.n = o->n;
+	for (int i = 0; i < o->n; i++) {
+		const struct dist_entry *e = &o->e[i];
+		int miss = 0;
+
+		r.e[i].id = e->id;
+		for (int j = 0; j < n_missing; j++)
+			miss |= missing[j] == e->id;
+		if (miss) {
+			r.e[i].verdict = DIST_V_NO_KEY;
+			continue;
+		}
+		if (dist_check_offer(Y.dp, e->id, e->len)) {
+			r.e[i].verdict = DIST_V_REFUSED;
+			continue;
+		}
+		assert_int_equal(dist_in_accepted(Y.dp, e->id), 0);
+		dist_persist(Y.dp, &Y.ps);
+		assert_int_equal(kpush(&Y.dec, e->id, e->len), 0);
+		assert_int_equal(dist_pushed(Y.dp, DIST_IN, e->id, e->len), 0);
+		r.e[i].verdict = DIST_V_ACCEPTED;
 	}
-	assert_int_equal(dist_in_accepted(Y.dp, o->id), 0);
-	dist_persist(Y.dp, &Y.ps);
-	assert_int_equal(kpush(&Y.dec, o->id, o->len), 0);
-	assert_int_equal(dist_pushed(Y.dp, DIST_IN, o->id, o->len), 0);
-	r.type = DIST_ACCEPT;
 	return wire(&r);
 }
 
-/* X offers what it needs; returns the offers made (not yet delivered). */
+/* X offers what it needs, at most max blocks, in one OFFER; returns the block count. */
 static int x_offer(struct dist_msg *out, int max)
 {
-	int n = 0;
+	memset(out, 0, sizeof(*out));
+	out->type = DIST_OFFER;
+	strcpy(out->enc, "X");
+	strcpy(out->dec, "Y");
+	while (out->n < max && out->n < DIST_BATCH_MAX && dist_need(X.dp) > 0) {
+		struct dist_entry *e = &out->e[out->n++];
 
-	while (n < max && dist_need(X.dp) > 0) {
-		uint64_t id;
-
-		assert_int_equal(dist_assign(X.dp, cfg.block_len, now, &id), 0);
-		dist_persist(X.dp, &X.ps);	/* before the offer leaves */
-		memset(&out[n], 0, sizeof(out[n]));
-		out[n].type = DIST_OFFER;
-		strcpy(out[n].enc, "X");
-		strcpy(out[n].dec, "Y");
-		out[n].id = id;
-		out[n].len = cfg.block_len;
-		out[n].source = DIST_SRC_LINK;
-		out[n].ref = 1000 + id;
-		out[n] = wire(&out[n]);
-		n++;
+		assert_int_equal(dist_assign(X.dp, cfg.block_len, now, &e->id), 0);
+		e->len = cfg.block_len;
+		e->source = DIST_SRC_LINK;
+		e->ref = 1000 + e->id;
 	}
-	return n;
+	dist_persist(X.dp, &X.ps);	/* before the offer leaves */
+	if (out->n)
+		*out = wire(out);
+	return out->n;
 }
 
 static void x_handle_answer(const struct dist_msg *a)
 {
 	uint32_t len;
 
-	if (a->type == DIST_ACCEPT) {
-		if (dist_offer_accepted(X.dp, a->id, &len) == 0) {
-			assert_int_equal(kpush(&X.enc, a->id, len), 0);
-			assert_int_equal(dist_pushed(X.dp, DIST_OUT, a->id, len), 0);
+	assert_int_equal(a->type, DIST_ACCEPT);
+	for (int i = 0; i < a->n; i++) {
+		if (a->e[i].verdict != DIST_V_ACCEPTED) {
+			dist_offer_rejected(X.dp, a->e[i].id);
+			continue;
 		}
-	} else {
-		dist_offer_rejected(X.dp, a->id);
+		if (dist_offer_accepted(X.dp, a->e[i].id, &len) == 0) {
+			assert_int_equal(kpush(&X.enc, a->e[i].id, len), 0);
+			assert_int_equal(dist_pushed(X.dp, DIST_OUT, a->e[i].id, len), 0);
+		}
 	}
 }
 
 /* Offers and answers until X needs nothing more. */
 static void fill(void)
 {
-	struct dist_msg offers[64];
-	int n;
+	struct dist_msg o, a;
 
-	while ((n = x_offer(offers, 64)) > 0) {
-		for (int i = 0; i < n; i++) {
-			struct dist_msg a = y_handle_offer(&offers[i]);
-
-			x_handle_answer(&a);
-		}
+	while (x_offer(&o, DIST_BATCH_MAX) > 0) {
+		a = y_handle_offer(&o);
+		x_handle_answer(&a);
 	}
 }
 
@@ -250,27 +267,29 @@ static void test_watermark_and_release(void **state)
  */
 static void test_restart_never_reuses(void **state)
 {
-	struct dist_msg offers[64], late[64];
+	struct dist_msg offers, late;
 	int n;
 
 	setup_pair();
 	fill();
 	dist_kernel_level(X.dp, 0);
-	n = x_offer(offers, 3);
+	n = x_offer(&offers, 3);
 	assert_int_equal(n, 3);
-	for (int i = 0; i < n; i++)
-		late[i] = y_handle_offer(&offers[i]);	/* Y pushed them; X never got ACCEPT */
+	late = y_handle_offer(&offers);	/* Y pushed them; X never got the ACCEPT */
 	dist_pair_free(X.dp);
 	X.dp = dist_pair_new("X", "Y", &cfg, &X.ps, X.enc.last, 0);
 	assert_non_null(X.dp);
 	for (int i = 0; i < n; i++) {
 		uint32_t len;
 
-		assert_int_equal(dist_offer_accepted(X.dp, late[i].id, &len), -ENOENT);
+		assert_int_equal(late.e[i].verdict, DIST_V_ACCEPTED);
+		assert_int_equal(dist_offer_accepted(X.dp, late.e[i].id, &len), -ENOENT);
 	}
+	x_handle_answer(&late);		/* the late answer pushes nothing */
+	assert_int_equal(X.enc.last, offers.e[0].id - 1);
 	dist_kernel_level(X.dp, 3000);	/* the next LOW_WATERMARK event */
 	fill();
-	assert_true(X.enc.held[X.enc.n_held - 1] > offers[n - 1].id);
+	assert_true(X.enc.held[X.enc.n_held - 1] > offers.e[n - 1].id);
 	check_same_blocks();
 
 	/* Disk lost the persisted id but the kernel still knows its last: still above. */
@@ -413,6 +432,103 @@ static void test_bad_construction(void **state)
 	assert_null(dist_pair_new("X", "Y", &cfg, NULL, UINT64_MAX, 0));
 }
 
+/* A batch answered in part: X pushes exactly what Y pushed, the rest is burnt. */
+static void test_batch_partial(void **state)
+{
+	struct dist_msg o, a;
+	struct dist_stats st;
+	uint64_t miss[2];
+
+	setup_pair();
+	assert_int_equal(x_offer(&o, 5), 5);
+	miss[0] = o.e[1].id;
+	miss[1] = o.e[3].id;
+	missing = miss;
+	n_missing = 2;
+	a = y_handle_offer(&o);
+	missing = NULL;
+	n_missing = 0;
+	assert_int_equal(a.n, 5);
+	assert_int_equal(a.e[1].verdict, DIST_V_NO_KEY);
+	assert_int_equal(a.e[3].verdict, DIST_V_NO_KEY);
+	x_handle_answer(&a);
+	assert_int_equal(X.enc.n_held, 3);
+	assert_int_equal(Y.dec.n_held, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(X.enc.held[i], Y.dec.held[i]);
+	assert_int_equal(X.enc.held[0], o.e[0].id);
+	assert_int_equal(X.enc.held[1], o.e[2].id);
+	assert_int_equal(X.enc.held[2], o.e[4].id);
+	dist_get_stats(X.dp, &st);
+	assert_int_equal(st.accepted, 3);
+	assert_int_equal(st.rejected, 2);
+	assert_int_equal(st.inflight, 0);
+	/* the rest of the fill goes on above the batch */
+	fill();
+	assert_true(X.enc.held[3] > o.e[4].id);
+	check_same_blocks();
+	teardown_pair();
+}
+
+/*
+ * The peer dies after pushing a batch, before its answer arrives: X's offers time out and
+ * are burnt (never pushed), Y's blocks are never used for encryption, and the next batch
+ * (after Y's restart from its persisted ids) has ids above everything.
+ */
+static void test_batch_peer_dies(void **state)
+{
+	struct dist_msg o, lost;
+	uint64_t last;
+	int n;
+
+	setup_pair();
+	dist_kernel_level(X.dp, 0);
+	n = x_offer(&o, DIST_BATCH_MAX);
+	assert_int_equal(n, cfg.max_inflight);	/* bounded by the offer slots */
+	lost = y_handle_offer(&o);		/* pushed at Y; the answer is lost */
+	(void)lost;
+	last = o.e[n - 1].id;
+	dist_persist(Y.dp, &Y.ps);
+	dist_pair_free(Y.dp);			/* Y restarts from disk */
+	Y.dp = dist_pair_new("Y", "X", &cfg, &Y.ps, Y.dec.last, 0);
+	assert_non_null(Y.dp);
+	dist_tick(X.dp, now + cfg.offer_timeout_ms, on_drop, &X);
+	assert_int_equal(X.n_dropped, n);	/* burnt at X */
+	assert_int_equal(X.enc.n_held, 0);
+	fill();
+	assert_true(X.enc.n_held > 0);
+	assert_true(X.enc.held[0] > last);
+	check_same_blocks();
+	/* a replay of the old batch is refused block by block */
+	lost = y_handle_offer(&o);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(lost.e[i].verdict, DIST_V_REFUSED);
+	teardown_pair();
+}
+
+/* The refill lead: drain rate x round trip raises both watermark and target. */
+static void test_lead(void **state)
+{
+	struct dist_stats st;
+
+	setup_pair();
+	fill();
+	dist_kernel_level(X.dp, 5000);		/* above the low watermark: nothing */
+	assert_int_equal(dist_need(X.dp), 0);
+	dist_set_rates(X.dp, 2000, 1000);	/* 2000 B/s for 1 s: lead 2000 */
+	dist_get_stats(X.dp, &st);
+	assert_int_equal(st.lead, 2000);
+	assert_int_equal(dist_need(X.dp), cfg.target + 2000 - 5000);
+	dist_set_rates(X.dp, UINT64_MAX, UINT64_MAX);	/* capped at the target */
+	dist_get_stats(X.dp, &st);
+	assert_int_equal(st.lead, cfg.target);
+	dist_set_rates(X.dp, 0, 0);
+	assert_int_equal(dist_need(X.dp), cfg.target - 5000);	/* still filling */
+	dist_kernel_level(X.dp, cfg.target);
+	assert_int_equal(dist_need(X.dp), 0);
+	teardown_pair();
+}
+
 static void test_codec(void **state)
 {
 	struct dist_msg m = { 0 }, d;
@@ -422,19 +538,29 @@ static void test_codec(void **state)
 	m.type = DIST_OFFER;
 	strcpy(m.enc, "site-a");
 	strcpy(m.dec, "site_b");
-	m.id = 0x1122334455667788ULL;
-	m.len = 32768;
-	m.source = DIST_SRC_PPETP;
-	m.ref = 42;
-	m.ref_off = 7;
+	m.n = 2;
+	m.e[0].id = 0x1122334455667788ULL;
+	m.e[0].len = 32768;
+	m.e[0].source = DIST_SRC_PPETP;
+	m.e[0].ref = 42;
+	m.e[0].ref_off = 7;
+	m.e[1].id = 0x1122334455667789ULL;
+	m.e[1].len = 1;
+	m.e[1].source = DIST_SRC_LINK;
+	m.e[1].ref = 43;
 	n = dist_encode(&m, buf, sizeof(buf));
-	assert_int_equal(n, 4 + 7 + 7 + 25);
+	assert_int_equal(n, 4 + 7 + 7 + 2 + 2 * 25);
+	assert_memory_equal(buf, "\x02\x01\x00\x00\x06site-a\x06site_b\x00\x02"
+			    "\x11\x22\x33\x44\x55\x66\x77\x88\x00\x00\x80\x00\x02", 33);
 	assert_int_equal(dist_decode(buf, (size_t)n, &d), 0);
-	assert_int_equal(d.id, m.id);
-	assert_int_equal(d.len, 32768);
-	assert_int_equal(d.source, DIST_SRC_PPETP);
-	assert_int_equal(d.ref, 42);
-	assert_int_equal(d.ref_off, 7);
+	assert_int_equal(d.n, 2);
+	assert_int_equal(d.e[0].id, m.e[0].id);
+	assert_int_equal(d.e[0].len, 32768);
+	assert_int_equal(d.e[0].source, DIST_SRC_PPETP);
+	assert_int_equal(d.e[0].ref, 42);
+	assert_int_equal(d.e[0].ref_off, 7);
+	assert_int_equal(d.e[1].id, m.e[1].id);
+	assert_int_equal(d.e[1].source, DIST_SRC_LINK);
 	assert_string_equal(d.dec, "site_b");
 	for (long l = 0; l < n; l++)
 		assert_int_not_equal(dist_decode(buf, (size_t)l, &d), 0);
@@ -442,21 +568,87 @@ static void test_codec(void **state)
 	assert_int_equal(dist_decode(buf, (size_t)n + 1, &d), -EBADMSG);
 	buf[0] = 7;
 	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EPROTONOSUPPORT);
+	buf[0] = 1;			/* version 1 (one block per message) is refused */
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EPROTONOSUPPORT);
 	buf[0] = DIST_VERSION;
 	buf[n - 13] = 9;	/* unknown source */
 	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EBADMSG);
-	m.len = DIST_MAX_BLOCK + 1;
+	buf[n - 13] = DIST_SRC_LINK;
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), 0);
+	buf[19] = 3;		/* count 3 with 2 entries */
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EBADMSG);
+	buf[19] = 2;
+	buf[20 + 25 + 7] = 0x88;	/* second id equal to the first: not increasing */
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EBADMSG);
+	/* encoder: the same rules */
+	m.e[1].id = m.e[0].id;
 	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
-	m.len = 1;
+	m.e[1].id = m.e[0].id + 1;
+	m.e[1].len = DIST_MAX_BLOCK + 1;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.e[1].len = 1;
+	m.e[0].id = 0;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.e[0].id = 1;
+	m.n = 0;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.n = DIST_BATCH_MAX + 1;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* a full batch fits DIST_MSG_MAX with the longest ids */
+	memset(&m, 0, sizeof(m));
+	m.type = DIST_OFFER;
+	memset(m.enc, 'a', DIST_ID_MAX);
+	memset(m.dec, 'b', DIST_ID_MAX);
+	m.n = DIST_BATCH_MAX;
+	for (int i = 0; i < DIST_BATCH_MAX; i++) {
+		m.e[i].id = (uint64_t)i + 1;
+		m.e[i].len = 4032;
+		m.e[i].source = DIST_SRC_LINK;
+	}
+	assert_int_equal(dist_encode(&m, buf, DIST_MSG_MAX), DIST_MSG_MAX);
+	assert_int_equal(dist_encode(&m, buf, DIST_MSG_MAX - 1), -ENOSPC);
+	assert_int_equal(dist_decode(buf, DIST_MSG_MAX, &d), 0);
+	assert_int_equal(d.n, DIST_BATCH_MAX);
+	/* ACCEPT: verdicts 0..3 */
+	memset(&m, 0, sizeof(m));
+	m.type = DIST_ACCEPT;
+	strcpy(m.enc, "X");
+	strcpy(m.dec, "Y");
+	m.n = 2;
+	m.e[0].id = 5;
+	m.e[1].id = 6;
+	m.e[1].verdict = DIST_V_NO_KEY;
+	n = dist_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, 4 + 2 + 2 + 2 + 2 * 9);
+	assert_memory_equal(buf + 8, "\x00\x02\x00\x00\x00\x00\x00\x00\x00\x05\x00"
+			    "\x00\x00\x00\x00\x00\x00\x00\x06\x02", 20);
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), 0);
+	assert_int_equal(d.e[1].verdict, DIST_V_NO_KEY);
+	buf[n - 1] = 4;		/* unknown verdict */
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EBADMSG);
+	m.e[1].verdict = 4;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* version 1's REJECT (type 3) does not exist in version 2 */
+	buf[1] = 3;
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), -EBADMSG);
+	m.type = 3;
+	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	/* RESYNC (non-zero first id), RESYNC_REQ (empty) */
+	m.type = DIST_RESYNC;
 	m.id = 0;
 	assert_int_equal(dist_encode(&m, buf, sizeof(buf)), -EINVAL);
+	m.id = 77;
+	n = dist_encode(&m, buf, sizeof(buf));
+	assert_int_equal(n, 4 + 2 + 2 + 8);
+	assert_int_equal(dist_decode(buf, (size_t)n, &d), 0);
+	assert_int_equal(d.id, 77);
 	m.type = DIST_RESYNC_REQ;
 	n = dist_encode(&m, buf, sizeof(buf));
-	assert_int_equal(n, 4 + 7 + 7);
+	assert_int_equal(n, 4 + 2 + 2);
 	assert_int_equal(dist_decode(buf, (size_t)n, &d), 0);
 	assert_int_equal(d.type, DIST_RESYNC_REQ);
 	m.type = DIST_ACCEPT;
-	m.id = 1;
+	m.e[1].verdict = 0;
 	assert_int_equal(dist_encode(&m, buf, 5), -ENOSPC);
 }
 
@@ -472,6 +664,9 @@ int main(void)
 		cmocka_unit_test(test_accept_order_and_timeout),
 		cmocka_unit_test(test_reserve_counts_as_coming),
 		cmocka_unit_test(test_bad_construction),
+		cmocka_unit_test(test_batch_partial),
+		cmocka_unit_test(test_batch_peer_dies),
+		cmocka_unit_test(test_lead),
 		cmocka_unit_test(test_codec),
 	};
 

@@ -699,7 +699,7 @@ static void test_chain_distribution_over_ppetp(void **state)
 		for (int i = before; i < S.node[1].n_commits; i++) {
 			const struct commit *cb = &S.node[1].commits[i];
 			const struct commit *cc = NULL;
-			struct dist_msg o = { .type = DIST_OFFER, .source = DIST_SRC_PPETP };
+			struct dist_msg o = { .type = DIST_OFFER, .n = 1 };
 			uint8_t wbuf[DIST_MSG_MAX];
 			uint32_t len;
 			uint64_t id;
@@ -708,28 +708,29 @@ static void test_chain_distribution_over_ppetp(void **state)
 			assert_int_equal(dist_assign(xb, (uint32_t)cb->len, S.now, &id), 0);
 			strcpy(o.enc, "nB");
 			strcpy(o.dec, "nC");
-			o.id = id;
-			o.len = (uint32_t)cb->len;
-			o.ref = cb->txid;
+			o.e[0].id = id;		/* a batch of one */
+			o.e[0].len = (uint32_t)cb->len;
+			o.e[0].source = DIST_SRC_PPETP;
+			o.e[0].ref = cb->txid;
 			n = dist_encode(&o, wbuf, sizeof(wbuf));
 			assert_true(n > 0);
 			assert_int_equal(dist_decode(wbuf, (size_t)n, &o), 0);
 			/* nC: offered by the transfer's source, so nC must hold it. */
 			for (int j = 0; j < S.node[2].n_commits; j++)
-				if (S.node[2].commits[j].txid == o.ref &&
+				if (S.node[2].commits[j].txid == o.e[0].ref &&
 				    !strcmp(S.node[2].commits[j].src, "nB"))
 					cc = &S.node[2].commits[j];
 			assert_non_null(cc);
-			assert_int_equal(dist_check_offer(yc, o.id, o.len), 0);
-			assert_int_equal(dist_in_accepted(yc, o.id), 0);
-			dec.id[dec.n] = o.id;
-			memcpy(dec.key[dec.n++], cc->key, o.len);
-			assert_int_equal(dist_pushed(yc, DIST_IN, o.id, o.len), 0);
+			assert_int_equal(dist_check_offer(yc, o.e[0].id, o.e[0].len), 0);
+			assert_int_equal(dist_in_accepted(yc, o.e[0].id), 0);
+			dec.id[dec.n] = o.e[0].id;
+			memcpy(dec.key[dec.n++], cc->key, o.e[0].len);
+			assert_int_equal(dist_pushed(yc, DIST_IN, o.e[0].id, o.e[0].len), 0);
 			/* ACCEPT back at nB: push the encrypt ring. */
-			assert_int_equal(dist_offer_accepted(xb, o.id, &len), 0);
-			enc.id[enc.n] = o.id;
+			assert_int_equal(dist_offer_accepted(xb, o.e[0].id, &len), 0);
+			enc.id[enc.n] = o.e[0].id;
 			memcpy(enc.key[enc.n++], cb->key, len);
-			assert_int_equal(dist_pushed(xb, DIST_OUT, o.id, len), 0);
+			assert_int_equal(dist_pushed(xb, DIST_OUT, o.e[0].id, len), 0);
 		}
 		/* The commit log is small: start over for the next round. */
 		S.node[1].n_commits = 0;

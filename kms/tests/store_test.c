@@ -455,6 +455,64 @@ static void test_dist_map(void **state)
 	assert_int_equal(store_dist_map_drain(f->st, "kms-b", 1, 0, drained, &sum), 0);
 }
 
+/*
+ * Batched takes inside the caller's transaction (kdist's OFFER / ACCEPT batches): refused
+ * outside one; a rollback leaves every block verified and no map entry; a commit makes
+ * the takes and the map entries durable together.
+ */
+static void test_take_in_tx(void **state)
+{
+	struct fx *f = *state;
+	uint8_t key[64], fp[STORE_FP_LEN] = { 0 };
+	uint64_t ref;
+	size_t n;
+	int st;
+
+	for (uint64_t i = 1; i <= 8; i++)
+		add(f->st, "b", i, 0x30 + i, 164, 0);
+	verify_all(f->st, "b", 1, 8);
+	memset(key, 0x44, sizeof(key));
+	assert_int_equal(store_xfer_add(f->st, "c", "c", 5, key, 40, fp, 10), 0);
+	/* outside a transaction: refused, nothing taken */
+	assert_int_equal(store_take_parity_tx(f->st, "b", 0, 1, f->out, 16, &n), -1);
+	assert_int_equal(store_take_id_tx(f->st, "b", 1, f->out), -1);
+	assert_int_equal(store_xfer_take_tx(f->st, "c", "c", 5, f->out), -1);
+	/* and the plain takes are refused inside one */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_take_parity(f->st, "b", 0, 1, f->out, 16, &n), -1);
+	assert_int_equal(store_xfer_take(f->st, "c", "c", 5, f->out), -1);
+	/* a batch rolled back: nothing happened */
+	assert_int_equal(store_take_parity_tx(f->st, "b", 0, 1000, f->out, 3, &n), 0);
+	assert_int_equal(n, 3);
+	assert_true(f->out[0].id == 2 && f->out[1].id == 4 && f->out[2].id == 6);
+	assert_int_equal(store_take_id_tx(f->st, "b", 1, f->out), 0);
+	assert_int_equal(store_take_id_tx(f->st, "b", 1, f->out), 1);	/* once */
+	assert_int_equal(store_xfer_take_tx(f->st, "c", "c", 5, f->out), 0);
+	assert_true(f->out[0].len == 40 && f->out[0].key[0] == 0x44);
+	assert_int_equal(store_dist_map_add(f->st, "kms-b", 0, 1, 2), 0);
+	store_rollback(f->st);
+	for (uint64_t i = 1; i <= 8; i++) {
+		assert_int_equal(store_get(f->st, "b", i, &st, NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(st, BS_VERIFIED);
+	}
+	assert_int_equal(store_dist_map_take(f->st, "kms-b", 0, 1, &ref), 1);
+	assert_int_equal(store_xfer_take(f->st, "c", "c", 5, f->out), 0);	/* still there */
+	/* a batch committed: taken and mapped together */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_take_parity_tx(f->st, "b", 1, 1000, f->out, 16, &n), 0);
+	assert_int_equal(n, 4);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(store_dist_map_add(f->st, "kms-b", 0, 10 + i, f->out[i].id), 0);
+	assert_int_equal(store_commit(f->st), 0);
+	for (uint64_t i = 1; i <= 8; i += 2) {
+		assert_int_equal(store_get(f->st, "b", i, &st, NULL, NULL, NULL, NULL), 0);
+		assert_int_equal(st, BS_DELIVERED);
+	}
+	assert_int_equal(store_dist_map_take(f->st, "kms-b", 0, 13, &ref), 0);
+	assert_true(ref == 7);
+	assert_int_equal(store_take_id(f->st, "b", 3, f->out), 1);	/* taken once */
+}
+
 static void test_schema_version(void **state)
 {
 	struct fx *f = *state;
@@ -487,6 +545,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_take_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dist_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_take_in_tx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 	};
 
