@@ -4,9 +4,14 @@
 # tests/e2e/kms-distrib.sh); uploads on port 1935 drain encC's encrypt ring below the
 # watermark. A listener on the event multicast group (qotpctl monitor) stamps each event as
 # it arrives; a poller reads the ring's "pushed" counter in a loop and stamps the first
-# change after the event. Run by bench/lowwater-run.sh; prints
+# change after the event, then polls on until the ring is back near the target and stamps
+# that too. Run by bench/lowwater-run.sh; prints
 #   lowwater: n=N median_ms=M p90_ms=P poll_ms=R
-# (R is the poller's period, the resolution of each sample).
+#   lowwater-refill: n=N median_ms=F max_ms=X median_kBps=K min_kBps=L
+# (R is the poller's period, the resolution of each sample; F / X the time from the event
+# to the ring back within 64 KiB of the target; K / L the bytes kmsd pushed in that time
+# over that time, i.e. the refill rate).
+# Run it: bench/lowwater-run.sh OUTFILE (builds qotp.ko for the bench kernel and kms/).
 #
 #  client ---- encC ====== mid ====== encS ---- server
 #              kmsd kms-c <== TLS ==> kmsd kms-s, qkdsimd between them
@@ -62,56 +67,82 @@ for l in sys.stdin: print(\"%.6f %s\" % (time.time(), l.strip()), flush=True)'"
 sleep 1
 samples=()
 polls=()
+fulls=()
+rates=()
 for ((i = 1; i <= iters; i++)); do
-	wait_for 60 full || { fail "ring not refilled before iteration $i"; break; }
+	wait_for 120 full || { fail "ring not refilled before iteration $i"; break; }
 	nev=$(grep -c '"low-watermark".*"encrypt"' "$T/mon.log")
 	p0=$(pushed)
 	# Drain below the watermark: what is available minus half the watermark.
 	a=$(avail)
 	bg up$i nsx client "$probe" flows 10.78.2.2 1935 1 $((a - LOW / 2)) 120
 	# Poll until an event newer than $nev has arrived and pushed has moved past p0.
-	out=$(/usr/bin/python3 - "$T/mon.log" "$nev" "$p0" "$(nsname encC)" "$qotpctl" <<'PY'
+	out=$(/usr/bin/python3 - "$T/mon.log" "$nev" "$p0" "$(nsname encC)" "$qotpctl" "$TARGET" <<'PY'
 import json, subprocess, sys, time
 log, nev, p0, ns, ctl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 def events():
     with open(log) as f:
         return [l for l in f if '"low-watermark"' in l and '"encrypt"' in l]
+target = int(sys.argv[6])
 t_ev = None
 t_fill = None
+t_full = None
+p_fill = p_full = p0
 periods = []
-end = time.time() + 60
-while time.time() < end and t_fill is None:
+end = time.time() + 90
+while time.time() < end and t_full is None:
     t0 = time.time()
     d = json.loads(subprocess.run(["ip", "netns", "exec", ns, ctl, "show", "--json"],
                                   capture_output=True, text=True).stdout)
     p = sum(x["rings"]["encrypt"]["pushed"] for x in d["peers"])
+    a = sum(x["rings"]["encrypt"]["avail"] for x in d["peers"])
     t1 = time.time()
     periods.append(t1 - t0)
     ev = events()
     if t_ev is None and len(ev) > nev:
         t_ev = float(ev[nev].split()[0])
-    if t_ev is not None and p > p0:
+    if t_ev is not None and t_fill is None and p > p0:
         t_fill = t1
+    if t_fill is not None and a >= target - 65536:
+        t_full, p_full = t1, p
 if t_ev is None or t_fill is None:
     print("none")
 else:
-    print("%.3f %.3f" % ((t_fill - t_ev) * 1000, sorted(periods)[len(periods) // 2] * 1000))
+    full = "%.3f %d" % ((t_full - t_ev) * 1000, p_full - p0) if t_full else "- 0"
+    print("%.3f %.3f %s" % ((t_fill - t_ev) * 1000, sorted(periods)[len(periods) // 2] * 1000,
+                            full))
 PY
 )
 	wait_for 130 bash -c "grep -q 'flows:' $T/up$i.log"
 	grep -q 'exact=1' "$T/up$i.log" || fail "upload $i not exact"
 	case "$out" in
 	none | "") fail "iteration $i: no event or no refill seen" ;;
-	*) samples+=("${out% *}"); polls+=("${out#* }"); note "iteration $i: event -> key in ring ${out% *} ms (poll ${out#* } ms)" ;;
+	*)
+		read -r first poll fullms bytes <<<"$out"
+		samples+=("$first")
+		polls+=("$poll")
+		if [ "$fullms" != - ]; then
+			fulls+=("$fullms")
+			rates+=("$(/usr/bin/python3 -c "print('%.1f' % ($bytes / $fullms))")")
+			note "iteration $i: event -> key in ring $first ms, -> ring refilled $fullms ms ($bytes B pushed) (poll $poll ms)"
+		else
+			note "iteration $i: event -> key in ring $first ms; ring not back near the target within 90 s (poll $poll ms)"
+		fi
+		;;
 	esac
 done
 [ ${#samples[@]} -eq "$iters" ] && ok "$iters low-watermark refills timed" || fail "only ${#samples[@]} of $iters refills timed"
-/usr/bin/python3 - "${samples[*]}" "${polls[*]}" <<'PY'
+/usr/bin/python3 - "${samples[*]}" "${polls[*]}" "${fulls[*]}" "${rates[*]}" <<'PY'
 import statistics, sys
 s = sorted(float(x) for x in sys.argv[1].split())
 p = [float(x) for x in sys.argv[2].split()]
+f = sorted(float(x) for x in sys.argv[3].split())
+r = sorted(float(x) for x in sys.argv[4].split())
 if s:
     print("lowwater: n=%d median_ms=%.1f p90_ms=%.1f poll_ms=%.1f" % (
         len(s), statistics.median(s), s[int(len(s) * 0.9)] if len(s) > 1 else s[0], statistics.median(p)))
+if f:
+    print("lowwater-refill: n=%d median_ms=%.1f max_ms=%.1f median_kBps=%.1f min_kBps=%.1f" % (
+        len(f), statistics.median(f), f[-1], statistics.median(r), r[0]))
 PY
 finish
