@@ -17,6 +17,10 @@
 #   tput   upload throughput, 1 stream and $QOTP_BENCH_STREAMS streams, byte-exact
 #   rr     64-byte request/response round trips over one connection: median, p99
 #   scale  1, 10, 100, 1000 concurrent flows sharing one pair (plain vs qotp) + key efficiency
+# Knobs for debugging and extra figures: QOTP_BENCH_PHASES (a subset of the phases),
+# QOTP_BENCH_VARIANTS (tput and rr: a subset of the variants, or qotp:N, qotp with key
+# blocks of N bytes instead of 4096). tcpprobe marks each throughput measurement for the
+# host's CPU-time sampler (QOTP_BENCH_CPUMARKS, bench/dp-compare-cpu.py).
 . "$QOTP_TOP/tests/lib.sh"
 . "$QOTP_TOP/tests/e2e/dp-topo.inc"
 probe=$QOTP_BENCH_PROBE
@@ -27,9 +31,13 @@ rrcount=${QOTP_BENCH_RR:-1000}
 sbytes=${QOTP_BENCH_SCALE_BYTES:-16777216}
 idleflows=${QOTP_BENCH_IDLE:-1000}
 phases=" ${QOTP_BENCH_PHASES:-mem tput rr scale} "	# a subset, for debugging
+tvariants=${QOTP_BENCH_VARIANTS:-plain qotp wg ipsec}	# tput and rr; a subset, for debugging
+kblk=4096	# key block size pushed: qotpctl's and qkdsimd's default
 SRV=10.78.2.2
 
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
+# For a host-side profile (perf on the UML process): where qotp.ko's code lies.
+[ -n "${QOTP_BENCH_DEBUG:-}" ] && echo "qotp .text $(cat /sys/module/qotp/sections/.text)" >&2
 dp_topo
 for n in encC encS; do
 	nsx $n "$qotpctl" set ports 1935 mode off ring-max $((1 << 30)) max-flows 8192 >/dev/null ||
@@ -41,21 +49,28 @@ bg sink nsx server "$probe" serve $SRV 1935
 wait_port server 1935 20 || { fail "tcpprobe server"; finish; }
 
 # Key material: two deterministic AES-CTR streams (one per direction), pushed in order at
-# both ends so block ids and bytes match; a benchmark needs no secret key.
+# both ends so block ids and bytes match; a benchmark needs no secret key. Blocks of $kblk
+# bytes: 4096 (qotpctl's and qkdsimd's default), or N for a variant named qotp:N (only by
+# QOTP_BENCH_VARIANTS, an extra figure: how the block size bounds GSO, see performance.md).
 kc=0
 keys() { # keys C2S_BYTES S2C_BYTES
 	kc=$((kc + 1))
+	if [ "$kblk" != "${pushedblk:-$kblk}" ]; then
+		# Another block size than the key left in the rings: start from empty rings.
+		nsx encC "$qotpctl" flush >/dev/null && nsx encS "$qotpctl" flush >/dev/null || fail "flush"
+	fi
+	pushedblk=$kblk
 	local iv k1=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 	iv=$(printf '%032x' "$kc")
 	head -c "$1" < <(openssl enc -aes-256-ctr -K "$k1" -iv "$iv" -in /dev/zero 2>/dev/null) |
-		nsx encC "$qotpctl" push 2 encrypt - >/dev/null || fail "push c2s encC"
+		nsx encC "$qotpctl" push 2 encrypt - --block-size "$kblk" >/dev/null || fail "push c2s encC"
 	head -c "$1" < <(openssl enc -aes-256-ctr -K "$k1" -iv "$iv" -in /dev/zero 2>/dev/null) |
-		nsx encS "$qotpctl" push 1 decrypt - >/dev/null || fail "push c2s encS"
+		nsx encS "$qotpctl" push 1 decrypt - --block-size "$kblk" >/dev/null || fail "push c2s encS"
 	iv=$(printf '8%031x' "$kc")
 	head -c "$2" < <(openssl enc -aes-256-ctr -K "$k1" -iv "$iv" -in /dev/zero 2>/dev/null) |
-		nsx encS "$qotpctl" push 1 encrypt - >/dev/null || fail "push s2c encS"
+		nsx encS "$qotpctl" push 1 encrypt - --block-size "$kblk" >/dev/null || fail "push s2c encS"
 	head -c "$2" < <(openssl enc -aes-256-ctr -K "$k1" -iv "$iv" -in /dev/zero 2>/dev/null) |
-		nsx encC "$qotpctl" push 2 decrypt - >/dev/null || fail "push s2c encC"
+		nsx encC "$qotpctl" push 2 decrypt - --block-size "$kblk" >/dev/null || fail "push s2c encC"
 }
 
 # One JSON field summed over encC's peers: ring fields as "encrypt.NAME", stats as NAME.
@@ -115,8 +130,10 @@ variant() {
 	done
 	nsx encC ip route del 10.78.2.0/24 dev wg0 2>/dev/null
 	nsx encS ip route del 10.78.1.0/24 dev wg0 2>/dev/null
+	kblk=4096
 	case $1 in
 	plain) ;;
+	qotp:*) kblk=${1#qotp:} ;&
 	qotp) nsx encC "$qotpctl" set mode gateway >/dev/null && nsx encS "$qotpctl" set mode gateway >/dev/null ;;
 	wg) nsx encC ip route add 10.78.2.0/24 dev wg0 && nsx encS ip route add 10.78.1.0/24 dev wg0 ;;
 	ipsec) ipsec_on ;;
@@ -127,7 +144,7 @@ variant() {
 carried() {
 	case $1 in
 	plain) echo 0 ;;
-	qotp) qstat enc_bytes ;;
+	qotp | qotp:*) qstat enc_bytes ;;
 	wg) nsx encC wg show wg0 transfer | awk '{ print $3 }' ;;
 	ipsec) nsx encC ip -s xfrm state | awk '/src 10.78.0.1 dst 10.78.9.1/ { s = 1 } s && /bytes/ && /packets/ { print $1; exit }' | sed 's/(bytes)//;s/[^0-9]//g' ;;
 	esac
@@ -202,15 +219,16 @@ keyline start
 if [[ $phases == *" tput "* ]]; then
 echo "== tput: $bytes bytes per measurement, $rounds rounds, 1 and $streams streams" >&2
 declare -A took
-for v in plain qotp wg ipsec; do took[$v]=0; done
+for v in $tvariants; do took[$v]=0; done
 for ((r = 1; r <= rounds; r++)); do
-	for v in plain qotp wg ipsec; do
+	for v in $tvariants; do
 		variant $v || { fail "switch to $v"; continue; }
 		for s in 1 "$streams"; do
-			[ $v = qotp ] && keys $((bytes + bytes / 16 + (1 << 20))) $((1 << 20))
+			[[ $v == qotp* ]] && keys $((bytes + bytes / 16 + (1 << 20))) $((1 << 20))
 			[ -n "${QOTP_BENCH_DEBUG:-}" ] && { date; free -m; nsx encC "$qotpctl" show; } >&2
 			c0=$(carried $v)
-			m=$(flows "$s" $((bytes / s)))
+			# tcpprobe marks its timed interval for the host's CPU sampler.
+			m=$(QOTP_BENCH_CPULABEL="tput $v $s $r" flows "$s" $((bytes / s)))
 			c1=$(carried $v)
 			if [ -z "$m" ]; then
 				fail "tput $v $s streams round $r: transfer not exact"
@@ -224,7 +242,7 @@ for ((r = 1; r <= rounds; r++)); do
 		done
 	done
 done
-for v in plain qotp wg ipsec; do
+for v in $tvariants; do
 	[ "${took[$v]}" -eq $((rounds * 2)) ] && ok "tput $v: $((rounds * 2)) exact transfers through $v" ||
 		fail "tput $v: ${took[$v]} of $((rounds * 2)) transfers measured"
 done
@@ -236,9 +254,9 @@ fi
 if [[ $phases == *" rr "* ]]; then
 echo "== rr: $rrcount round trips of 64 bytes per variant, $rounds rounds" >&2
 for ((r = 1; r <= rounds; r++)); do
-	for v in plain qotp wg ipsec; do
+	for v in $tvariants; do
 		variant $v
-		[ $v = qotp ] && keys $((1 << 20)) $((1 << 20))
+		[[ $v == qotp* ]] && keys $((1 << 20)) $((1 << 20))
 		c0=$(carried $v)
 		out=$(nsx client "$probe" rr $SRV 1935 "$rrcount" 64) || { fail "rr $v"; continue; }
 		c1=$(carried $v)

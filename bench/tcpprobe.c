@@ -430,6 +430,28 @@ static uint64_t parse_u64(const char *what, const char *s, uint64_t min)
 	return v;
 }
 
+/*
+ * With QOTP_BENCH_CPUMARKS set (bench/dp-compare.sh, inside UML): appends "WHAT LABEL" to
+ * that file (a host file through hostfs), fsyncs it, then sleeps 0.2 s while the host
+ * samples the UML's CPU time (bench/dp-compare-cpu.py). Outside the timed interval.
+ */
+static void cpumark(const char *what)
+{
+	const char *path = getenv("QOTP_BENCH_CPUMARKS"), *label = getenv("QOTP_BENCH_CPULABEL");
+	FILE *f;
+
+	if (!path || !*path)
+		return;
+	f = fopen(path, "a");
+	if (!f)
+		return;
+	fprintf(f, "%s %s\n", what, label ? label : "-");
+	fflush(f);
+	fsync(fileno(f));
+	fclose(f);
+	usleep(200000);
+}
+
 static int flows(const char *addr, const char *port, int n, uint64_t len, double timeout)
 {
 	struct cconn *cs = calloc(n, sizeof(*cs));
@@ -439,10 +461,12 @@ static int flows(const char *addr, const char *port, int n, uint64_t len, double
 	if (!cs || ep < 0)
 		die("setup");
 	raise_nofile();
+	cpumark("start");
 	t0 = now();
 	open_conns(addr, port, cs, n, len, ep);
 	rc = drive(n, ep, t0 + timeout);
 	t1 = now();
+	cpumark("end");
 	for (int i = 0; i < n; i++) {
 		exact += cs[i].done == 1;
 		close(cs[i].fd);
