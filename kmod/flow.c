@@ -127,6 +127,51 @@ int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_enc_map);
 
+/* Run boundaries a GSO packet is cut at most at; more and it goes segment by segment. */
+#define CHUNK_MAX_BOUNDS	64
+
+u32 qotp_flow_enc_chunk(struct qotp_flow *f, u32 seq, u32 len, u32 mss)
+{
+	u32 end = seq + len, b[CHUNK_MAX_BOUNDS], lastoff = 0, k, l, i;
+	unsigned int nb = 0;
+	struct qotp_span *s;
+	bool first = true;
+	u64 lastblk = 0;
+
+	if (!mss || len <= mss || !f->enc.init || before(seq, f->enc.head) ||
+	    after(end, f->enc.nxt))
+		return mss;
+	list_for_each_entry_reverse(s, &f->enc.spans, node)
+		if (!after(s->seq, seq))
+			break;
+	/* Offsets from @seq at which a new run starts (the first run's start excluded). */
+	for (; &s->node != &f->enc.spans && before(s->seq, end); s = list_next_entry(s, node)) {
+		u32 from = after(seq, s->seq) ? seq : s->seq;
+		u32 koff = s->ref.offset + (from - s->seq);
+
+		if (!first && !(s->ref.block_id == lastblk && koff == lastoff)) {
+			if (nb == CHUNK_MAX_BOUNDS)
+				return mss;
+			b[nb++] = from - seq;
+		}
+		first = false;
+		lastblk = s->ref.block_id;
+		lastoff = s->ref.offset + s->ref.len;
+	}
+	/* The largest piece, a multiple of @mss, such that no piece from @seq on holds two
+	 * run starts strictly inside it: then each needs at most two runs. */
+	for (k = len / mss; k > 1; k--) {
+		l = k * mss;
+		for (i = 0; i + 1 < nb; i++)
+			if (b[i] % l && b[i] / l == b[i + 1] / l)
+				break;
+		if (i + 1 >= nb)
+			return l;
+	}
+	return mss;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_flow_enc_chunk);
+
 void qotp_flow_enc_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack)
 {
 	struct qotp_span *s, *tmp;

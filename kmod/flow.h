@@ -127,6 +127,13 @@ void qotp_flows_end_peer(struct qotp_flow_table *ft, struct qotp_peer *peer);
  */
 int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 len,
 		      struct qotp_desc *d, struct qotp_kpiece pc[2]);
+/*
+ * For a GSO packet of bytes [@seq, @seq + @len) whose key qotp_flow_enc_map() reserved but
+ * could not describe in two runs: the largest multiple of @mss (the packet's gso_size) such
+ * that the packet cut into pieces of that size from @seq needs at most two runs per piece.
+ * @mss when nothing larger works.
+ */
+u32 qotp_flow_enc_chunk(struct qotp_flow *f, u32 seq, u32 len, u32 mss);
 /* The peer side acknowledged everything before @ack: release the spans it covers. */
 void qotp_flow_enc_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack);
 /* Remember the runs of a segment whose bytes [@start, @end) were decrypted. -ENOSPC when

@@ -60,6 +60,7 @@ struct seg {
 	unsigned int thoff;
 	unsigned int hdrlen;	/* network + TCP header */
 	struct qotp_flow_key key;
+	u32 chunk;		/* V_SEGMENT: payload bytes per piece */
 };
 
 enum verdict { V_ACCEPT, V_DROP, V_SEGMENT };
@@ -246,7 +247,7 @@ VISIBLE_IF_KUNIT int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff,
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_trim_payload);
 
-static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
+static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg *sg,
 			    u32 seq, u32 plen)
 {
 	struct qotp_peer *peer = f->peer;
@@ -267,8 +268,12 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 			qotp_ring_key_empty(ring);
 		return V_DROP;
 	case -E2BIG:
-		if (skb_is_gso(skb))
+		if (skb_is_gso(skb)) {
+			/* Cut it into GSO packets of whole segments that two runs each
+			 * describe, not into single segments: fewer, larger packets. */
+			sg->chunk = qotp_flow_enc_chunk(f, seq, plen, skb_shinfo(skb)->gso_size);
 			return V_SEGMENT;
+		}
 		/* A retransmission TCP built from several segments whose key lies in more
 		 * than two runs: send what the first two describe. */
 		if (qotp_trim_payload(skb, sg->thoff, sg->hdrlen, sg->pf, pc[0].len + pc[1].len)) {
@@ -306,9 +311,12 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		count(peer, QOTP_STAT_DROP_OTHER);
 		return V_DROP;
 	}
-	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO. */
-	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + olen > IP_MAX_MTU)
+	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO: cut it in
+	 * two halves of whole segments (each needs at most the two runs of the whole). */
+	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + olen > IP_MAX_MTU) {
+		sg->chunk = DIV_ROUND_UP(skb_shinfo(skb)->gso_segs, 2) * skb_shinfo(skb)->gso_size;
 		return V_SEGMENT;
+	}
 	grow = qotp_tcp_add_opt(skb, sg->thoff, opt, olen, sg->pf, &sack_cut);
 	if (grow < 0) {
 		count(peer, grow == -E2BIG ? QOTP_STAT_DROP_OTHER : QOTP_STAT_DROP_NOMEM);
@@ -561,7 +569,7 @@ static struct qotp_peer *classify(struct qotp_net *qn, struct sk_buff *skb, u8 p
 }
 
 static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
-			    const struct nf_hook_state *state)
+			    const struct nf_hook_state *state, struct seg *out)
 {
 	struct qotp_flow_table *ft = qn->flows;
 	struct qotp_ring *ring;
@@ -662,43 +670,101 @@ out:
 	spin_unlock_bh(&f->lock);
 	if (rst && v == V_ACCEPT)
 		qotp_flow_end(f);
+	if (v == V_SEGMENT)
+		*out = sg;
 	return v;
 }
 
 /*
  * A GSO packet whose bytes need more than the two descriptors an option can hold (it
- * spans several key blocks): segment it here and treat each segment on its own, like
- * nfnetlink_queue does. Ours is the last hook but one, so sending each segment on with
- * the hook's okfn skips nothing.
+ * spans several key blocks), or that would outgrow 64 KiB with the option: cut it here
+ * and treat each piece on its own, like nfnetlink_queue does. Ours is the last hook but
+ * one, so sending each piece on with the hook's okfn skips nothing.
+ *
+ * The pieces are GSO packets themselves, of @sg->chunk payload bytes (whole segments of
+ * the original gso_size, as many as two runs describe; qotp_flow_enc_chunk()), so the
+ * path after us still carries few large packets. They keep sharing the original's pages
+ * (NETIF_F_SG: the XOR then writes fresh ones, xor.c) and stay CHECKSUM_PARTIAL
+ * (NETIF_F_HW_CSUM): no copy and no checksum in software here. process() verified the
+ * checksum before returning V_SEGMENT, so handing the sum over is sound. Consumes @skb.
  */
-static unsigned int segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
-				     const struct nf_hook_state *state)
+static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
+			     const struct nf_hook_state *state, const struct seg *sg)
 {
+	struct skb_shared_info *sh = skb_shinfo(skb);
+	unsigned int mss = sh->gso_size, gso_type = sh->gso_type, segs_per, id_step = 0;
 	struct sk_buff *segs, *seg, *next;
+	u32 chunk = sg->chunk;
+	struct seg sub;
+	u16 id = 0;
 
-	segs = skb_gso_segment(skb, 0);
-	if (IS_ERR_OR_NULL(segs))
-		return NF_DROP;
+	if (!mss || chunk < mss || chunk % mss)
+		chunk = mss;
+	segs_per = chunk / mss;
+	qotp_csum_partial(skb, sg->thoff, sg->pf);
+	if (sg->pf == NFPROTO_IPV4 && !(gso_type & SKB_GSO_TCP_FIXEDID)) {
+		/* inet_gso_segment() numbers the pieces id, id + 1, ...; each piece is cut
+		 * again later and numbers its segments on from its own: space them out. */
+		id = ntohs(ip_hdr(skb)->id);
+		id_step = segs_per;
+	}
+	sh->gso_size = chunk;
+	segs = skb_gso_segment(skb, NETIF_F_SG | NETIF_F_HW_CSUM);
+	if (IS_ERR_OR_NULL(segs)) {
+		kfree_skb(skb);
+		return;
+	}
 	consume_skb(skb);
 	skb_list_walk_safe(segs, seg, next) {
+		unsigned int plen;
+
 		skb_mark_not_on_list(seg);
-		if (process(qn, seg, state) == V_ACCEPT)
+		if (id_step) {
+			struct iphdr *iph = ip_hdr(seg);
+
+			csum_replace2(&iph->check, iph->id, htons(id));
+			iph->id = htons(id);
+			id += id_step;
+		}
+		plen = seg->len - (skb_transport_offset(seg) + tcp_hdrlen(seg));
+		if (segs_per > 1 && plen > mss) {
+			/* A clone (frag_list member) shares its skb_shared_info. */
+			if (skb_unclone(seg, GFP_ATOMIC)) {
+				kfree_skb(seg);
+				continue;
+			}
+			skb_shinfo(seg)->gso_size = mss;
+			skb_shinfo(seg)->gso_type = gso_type;
+			skb_shinfo(seg)->gso_segs = DIV_ROUND_UP(plen, mss);
+		}
+		switch (process(qn, seg, state, &sub)) {
+		case V_ACCEPT:
 			state->okfn(state->net, state->sk, seg);
-		else
+			break;
+		case V_SEGMENT:
+			if (skb_is_gso(seg)) {
+				sub.chunk = mss;	/* once more, one segment each */
+				segment_and_send(qn, seg, state, &sub);
+				break;
+			}
+			fallthrough;
+		default:
 			kfree_skb(seg);
+		}
 	}
-	return NF_STOLEN;
 }
 
 static unsigned int qotp_hook(void *priv, struct sk_buff *skb, const struct nf_hook_state *state)
 {
 	struct qotp_net *qn = priv;
+	struct seg sg;
 
-	switch (process(qn, skb, state)) {
+	switch (process(qn, skb, state, &sg)) {
 	case V_ACCEPT:
 		return NF_ACCEPT;
 	case V_SEGMENT:
-		return segment_and_send(qn, skb, state);
+		segment_and_send(qn, skb, state, &sg);
+		return NF_STOLEN;
 	default:
 		return NF_DROP;
 	}

@@ -328,6 +328,58 @@ static void flow_starve_keeps_reservation(struct kunit *test)
 	fctx_done(c);
 }
 
+/*
+ * A 64 KiB GSO packet over 4 KiB blocks needs 17 runs: hooks.c cuts it into pieces of
+ * qotp_flow_enc_chunk() bytes, whole segments, and each piece must need at most two runs
+ * (whatever the packet's start within a block), and be larger than one segment.
+ */
+static void flow_gso_chunk_two_runs(struct kunit *test)
+{
+	const u32 mss = 1448, len = 45 * mss;
+	u32 starts[] = { 0, 1000, 4095, 0xffffffff - 20000 };
+	struct qotp_kpiece pc[2];
+	struct qotp_desc d;
+	unsigned int t;
+
+	for (t = 0; t < ARRAY_SIZE(starts); t++) {
+		struct fctx *c = fctx_new(test);
+		u32 seq = starts[t], chunk, pos;
+
+		push(test, c, QOTP_DIR_ENCRYPT, 20);
+		spin_lock_bh(&c->f.lock);
+		/* Start the flow mid-block: a first segment of (seq % BLK) bytes. */
+		if (seq % BLK)
+			KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0],
+								 seq - seq % BLK, seq % BLK, &d, pc), 0);
+		KUNIT_ASSERT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], seq, len, &d, pc),
+				-E2BIG);
+		chunk = qotp_flow_enc_chunk(&c->f, seq, len, mss);
+		KUNIT_EXPECT_EQ(test, chunk % mss, 0U);
+		KUNIT_EXPECT_GE(test, chunk, 2 * mss);
+		KUNIT_EXPECT_LT(test, chunk, len);
+		for (pos = 0; pos < len; pos += chunk) {
+			KUNIT_EXPECT_EQ(test, qotp_flow_enc_map(&c->f, c->peer.ring[0], seq + pos,
+								min(chunk, len - pos), &d, pc), 0);
+		}
+		/* Nothing reserved beyond what was asked for, and no larger piece works. */
+		KUNIT_EXPECT_EQ(test, c->f.enc.nxt, seq + len);
+		if (chunk + mss < len) {
+			bool bad = false;
+
+			for (pos = 0; pos < len; pos += chunk + mss)
+				if (qotp_flow_enc_map(&c->f, c->peer.ring[0], seq + pos,
+						      min(chunk + mss, len - pos), &d, pc) == -E2BIG)
+					bad = true;
+			KUNIT_EXPECT_TRUE(test, bad);
+		}
+		/* One segment, or bytes not reserved: one segment per piece. */
+		KUNIT_EXPECT_EQ(test, qotp_flow_enc_chunk(&c->f, seq, mss, mss), mss);
+		KUNIT_EXPECT_EQ(test, qotp_flow_enc_chunk(&c->f, seq + len, 3 * mss, mss), mss);
+		spin_unlock_bh(&c->f.lock);
+		fctx_done(c);
+	}
+}
+
 static struct kunit_case flow_cases[] = {
 	KUNIT_CASE(flow_same_bytes_same_key),
 	KUNIT_CASE(flow_release_after_ack),
@@ -336,6 +388,7 @@ static struct kunit_case flow_cases[] = {
 	KUNIT_CASE(flow_dec_midstream_no_ack),
 	KUNIT_CASE(flow_two_runs_at_most),
 	KUNIT_CASE(flow_starve_keeps_reservation),
+	KUNIT_CASE(flow_gso_chunk_two_runs),
 	{}
 };
 
