@@ -41,14 +41,19 @@ static int valid_id(const char *s)
 }
 
 /*
- * Hysteresis: start refilling below the low watermark, keep going up to the target; both
- * raised by the lead, the bytes the ring drains while an offer is under way.
+ * Hysteresis: start refilling below the low watermark, raised by the lead (the bytes the
+ * ring drains while an offer is under way), keep going up to the target (the ring's memory
+ * budget, never exceeded: the lead moves the start, not the goal). With topup,
+ * refilling also starts as soon as the ring is topup bytes below the target: the ring is
+ * kept near the target, so a burst has the whole target to drain before it runs dry, not
+ * just the low watermark.
  */
 static void update_filling(struct dist_pair *dp)
 {
-	if (dp->level < dp->cfg.low_watermark + dp->lead)
+	if (dp->level < dp->cfg.low_watermark + dp->lead ||
+	    (dp->cfg.topup && dp->level + dp->cfg.topup <= dp->cfg.target))
 		dp->filling = true;
-	else if (dp->level >= dp->cfg.target + dp->lead)
+	else if (dp->level >= dp->cfg.target)
 		dp->filling = false;
 }
 
@@ -136,7 +141,7 @@ void dist_get_stats(const struct dist_pair *dp, struct dist_stats *st)
 
 uint64_t dist_need(const struct dist_pair *dp)
 {
-	uint64_t coming = dp->level, room, goal = dp->cfg.target + dp->lead;
+	uint64_t coming = dp->level, room, goal = dp->cfg.target;
 
 	for (size_t i = 0; i < dp->n_inflight; i++)
 		coming += dp->inflight[i].len;

@@ -111,6 +111,8 @@ struct dist_config {
 	uint32_t block_len;		/* bytes per block offered */
 	uint32_t max_inflight;		/* offers awaiting an answer */
 	uint64_t offer_timeout_ms;	/* unanswered offers are cancelled (burnt) */
+	uint64_t topup;			/* also refill once the ring is this far below the
+					 * target (0: only below the low watermark) */
 };
 
 /* What the caller stores durably, and gives back to dist_pair_new() after a restart. */
@@ -150,8 +152,8 @@ void dist_get_stats(const struct dist_pair *dp, struct dist_stats *st);
 /*
  * Refill lead: while the ring drains at drain_bps bytes/s and an offer takes rtt_ms from
  * assignment to the push, refilling starts lead = drain_bps * rtt_ms / 1000 bytes above the
- * low watermark and aims lead bytes above the target (lead at most the target: the ring
- * never holds more than twice the target). 0, 0: plain watermark / target hysteresis.
+ * low watermark (lead at most the target); it still stops at the target, the ring's memory
+ * budget. 0, 0: plain watermark / target hysteresis.
  */
 void dist_set_rates(struct dist_pair *dp, uint64_t drain_bps, uint64_t rtt_ms);
 

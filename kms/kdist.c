@@ -622,8 +622,14 @@ static void on_accept(struct kd_link *k, const struct dist_msg *dm)
 			forget(k, DIST_OUT, e->id, link_id);
 			continue;
 		}
-		/* round trip of the offer, smoothed: part of the refill lead */
-		k->rtt_ms = k->rtt_ms ? (7 * k->rtt_ms + (now - p->sent_ms)) / 8 : now - p->sent_ms;
+		/*
+		 * Round trip of the offer, part of the refill lead: follows a longer sample at
+		 * once (load rises with the stream it must keep up with), decays slowly.
+		 */
+		if (now - p->sent_ms > k->rtt_ms)
+			k->rtt_ms = now - p->sent_ms;
+		else
+			k->rtt_ms = (7 * k->rtt_ms + (now - p->sent_ms)) / 8;
 		kb[nk].id = e->id;
 		kb[nk].data = p->key;
 		kb[nk].len = p->len;
@@ -765,8 +771,22 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		dist_released(k->dp, ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN, ev->ids,
 			      ev->n_ids);
 		dist_get_stats(k->dp, &b);
-		if (ev->dir == QOTP_DIR_ENCRYPT && a.level > b.level)
-			k->released_bytes += a.level - b.level;	/* the drain rate's samples */
+		if (ev->dir == QOTP_DIR_ENCRYPT) {
+			uint64_t last, avail;
+
+			/*
+			 * The kernel's own level: dist only knows the lengths of blocks pushed
+			 * since this kmsd started, so after a restart its estimate would never
+			 * fall and the top-up would not start.
+			 */
+			if (d->kd->kk && kk_ring_info(d->kd->kk, k->l->nb.qotp_peer,
+						      QOTP_DIR_ENCRYPT, &last, &avail) == 0) {
+				b.level = avail;
+				dist_kernel_level(k->dp, avail);
+			}
+			if (a.level > b.level)	/* the drain rate's samples */
+				k->released_bytes += a.level - b.level;
+		}
 		tx = store_begin(d->st) == 0;	/* one fsync for the whole event */
 		for (size_t i = 0; i < ev->n_ids; i++) {
 			int dir = ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN;
@@ -778,6 +798,8 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		if (tx && store_commit(d->st))
 			log_warnx("%s: cannot commit released blocks: %s", k->l->nb.id,
 				  store_errmsg(d->st));
+		if (ev->dir == QOTP_DIR_ENCRYPT)
+			refill(k);		/* the top-up starts as the ring drains */
 		return;
 	}
 	case KK_EV_FLUSHED:
@@ -817,6 +839,8 @@ static void pair_start(struct kd_link *k)
 		.low_watermark = d->cf.dist_low, .target = d->cf.dist_target,
 		.block_len = d->cf.dist_block, .max_inflight = KD_MAX_INFLIGHT,
 		.offer_timeout_ms = KD_OFFER_TIMEOUT_MS,
+		/* keep the ring near the target: refill once an eighth of it has drained */
+		.topup = d->cf.dist_target / 8,
 	};
 	uint64_t out_last = 0, in_last = 0, avail = 0, dummy;
 	int rc;
@@ -1045,7 +1069,8 @@ static void update_rates(struct kd_link *k, uint64_t now)
 		return;
 	}
 	bps = k->released_bytes * 1000 / dt;
-	k->drain_bps = (k->drain_bps + 3 * bps) / 4;
+	/* a rising drain is followed at once, a falling one over a few seconds */
+	k->drain_bps = bps > k->drain_bps ? bps : (k->drain_bps + 3 * bps) / 4;
 	k->released_bytes = 0;
 	k->rate_ms = now;
 	dist_set_rates(k->dp, k->drain_bps, k->rtt_ms);

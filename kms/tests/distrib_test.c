@@ -518,13 +518,36 @@ static void test_lead(void **state)
 	dist_set_rates(X.dp, 2000, 1000);	/* 2000 B/s for 1 s: lead 2000 */
 	dist_get_stats(X.dp, &st);
 	assert_int_equal(st.lead, 2000);
-	assert_int_equal(dist_need(X.dp), cfg.target + 2000 - 5000);
+	assert_int_equal(dist_need(X.dp), cfg.target - 5000);	/* started early, same goal */
 	dist_set_rates(X.dp, UINT64_MAX, UINT64_MAX);	/* capped at the target */
 	dist_get_stats(X.dp, &st);
 	assert_int_equal(st.lead, cfg.target);
 	dist_set_rates(X.dp, 0, 0);
 	assert_int_equal(dist_need(X.dp), cfg.target - 5000);	/* still filling */
 	dist_kernel_level(X.dp, cfg.target);
+	assert_int_equal(dist_need(X.dp), 0);
+	teardown_pair();
+}
+
+/* Top-up: refilling starts once the ring is topup bytes below the target. */
+static void test_topup(void **state)
+{
+	struct dist_config c = cfg;
+
+	c.topup = 2000;
+	setup_pair();
+	dist_pair_free(X.dp);
+	X.dp = dist_pair_new("X", "Y", &c, NULL, 0, 0);
+	assert_non_null(X.dp);
+	fill();
+	assert_int_equal(kavail(&X.enc), c.target);
+	dist_kernel_level(X.dp, c.target - 1000);	/* above the watermark, 1000 short */
+	assert_int_equal(dist_need(X.dp), 0);
+	dist_kernel_level(X.dp, c.target - 2000);	/* topup short: refill to the target */
+	assert_int_equal(dist_need(X.dp), 2000);
+	dist_kernel_level(X.dp, c.target - 1000);	/* still filling (hysteresis) */
+	assert_int_equal(dist_need(X.dp), 1000);
+	dist_kernel_level(X.dp, c.target);
 	assert_int_equal(dist_need(X.dp), 0);
 	teardown_pair();
 }
@@ -667,6 +690,7 @@ int main(void)
 		cmocka_unit_test(test_batch_partial),
 		cmocka_unit_test(test_batch_peer_dies),
 		cmocka_unit_test(test_lead),
+		cmocka_unit_test(test_topup),
 		cmocka_unit_test(test_codec),
 	};
 
