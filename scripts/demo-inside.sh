@@ -99,7 +99,8 @@ while True:
             "consumed": p["rings"]["encrypt"]["consumed"], "no_key": p["stats"]["drop_no_key"]}
             for p in d["peers"]}, "kmsd": {p["qotp_peer"]: {f: p[f] for f in (
                 "level", "inflight", "offered", "accepted", "rejected", "expired", "burnt",
-                "delivered_out_bytes")} for p in k["pairs"]}}), flush=True)
+                "delivered_out_bytes", "offer_batches", "rtt_ms", "drain_bps", "lead")}
+                for p in k["pairs"]}}), flush=True)
     except (ValueError, KeyError, subprocess.SubprocessError):
         pass
     time.sleep(max(0.0, period - (time.time() - t)))
@@ -158,6 +159,23 @@ nmsg=$(rtmp_messages "$T/wire.pcapng"); mk=$(plaintext_markers "$T/wire.pcapng" 
 [ -z "$mk" ] && ok "no plaintext marker" || fail "plaintext markers: $mk"
 for n in encA encB encC; do nsx $n "$qotpctl" show --json >"$T/$n.json"; done
 for n in kms-a kms-b kms-c; do "$QOTP_BIN/kmsctl" -s "$T/$n.sock" --json pairs >"$T/pairs_$n.log" 2>&1; done
+# The rest of the chain: every daemon still up, every pair distributing without a kernel
+# push error, and no segment dropped for want of key (the key plane kept up with the stream).
+for n in qkdab qkdac kmsa kmsb kmsc; do
+	v=PID_$n
+	kill -0 "${!v}" 2>/dev/null && ok "$n still running" || fail "$n died (logs/$n.log)"
+done
+for n in kms-a kms-b kms-c; do
+	check "$n: every pair active, no push error" python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["pairs"]
+sys.exit(not p or any(not x["active"] or x["push_errors"] for x in p))' "$T/pairs_$n.log"
+done
+nokey=$(python3 -c '
+import json, sys
+print(sum(p["stats"]["drop_no_key"] for f in sys.argv[1:] for p in json.load(open(f))["peers"]))' "$T"/encA.json "$T"/encB.json "$T"/encC.json)
+[ "$nokey" = 0 ] && ok "no segment dropped for want of key" ||
+	fail "$nokey segments dropped for want of key (fail closed; the key plane fell behind the stream)"
 python3 "$QOTP_TOP/scripts/demo-report.py" "$T" "$nok" "$nsrc" "$nmsg" "${mk:-none}" "$SECS" "$RATE" "$LOSS" "$OUT" "$WM" "$TARGET" >"$OUT/report.txt" || fail "report"
 cp "$T"/*.log "$T"/*.conf "$OUT/logs/" 2>/dev/null
 finish
