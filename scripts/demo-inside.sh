@@ -13,7 +13,7 @@ SECS=${QOTP_DEMO_SECONDS:-8}
 RATE=${QOTP_DEMO_KEYRATE:-16000000}
 LOSS=${QOTP_DEMO_LOSS:-0}
 WM=${QOTP_DEMO_WATERMARK:-131072}
-TARGET=${QOTP_DEMO_TARGET:-524288}
+TARGET=${QOTP_DEMO_TARGET:-1048576}
 qotpctl=$QOTP_BIN/qotpctl
 mkdir -p "$OUT/logs"
 step() { printf '[demo] %s\n' "$*"; }
@@ -159,6 +159,34 @@ nmsg=$(rtmp_messages "$T/wire.pcapng"); mk=$(plaintext_markers "$T/wire.pcapng" 
 [ -z "$mk" ] && ok "no plaintext marker" || fail "plaintext markers: $mk"
 for n in encA encB encC; do nsx $n "$qotpctl" show --json >"$T/$n.json"; done
 for n in kms-a kms-b kms-c; do "$QOTP_BIN/kmsctl" -s "$T/$n.sock" --json pairs >"$T/pairs_$n.log" 2>&1; done
+# Every key the kernels hold came through the chain: each ring's pushed bytes equal what
+# its kmsd says it delivered for that pair (read live; an offer in flight may land between
+# the two reads, so this waits up to 30 s for both to agree).
+chain_match() { python3 - "$qotpctl" "$QOTP_BIN/kmsctl" "$T" "$@" <<'EOP'
+import json, subprocess, sys
+qotpctl, kmsctl, t = sys.argv[1:4]
+def run(ns, *a):
+    return json.loads(subprocess.run(["ip", "netns", "exec", ns, *a], capture_output=True,
+                                     text=True, timeout=10).stdout)
+bad = []
+for gw, node in zip(sys.argv[4::2], sys.argv[5::2]):
+    k = {p["id"]: p["rings"] for p in run(gw, qotpctl, "show", "--json")["peers"]}
+    for pr in json.loads(subprocess.run([kmsctl, "-s", f"{t}/{node}.sock", "--json", "pairs"],
+                                        capture_output=True, text=True, timeout=10).stdout)["pairs"]:
+        r = k.get(pr["qotp_peer"])
+        got = (r["encrypt"]["pushed"], r["decrypt"]["pushed"]) if r else None
+        want = (pr["delivered_out_bytes"], pr["delivered_in_bytes"])
+        if got != want:
+            bad.append(f"{gw} peer {pr['qotp_peer']}: kernel pushed {got}, {node} delivered {want}")
+print("; ".join(bad))
+sys.exit(1 if bad else 0)
+EOP
+}
+if until_s 30 chain_match "$(nsname encA)" kms-a "$(nsname encB)" kms-b "$(nsname encC)" kms-c >"$T/chain.log" 2>&1; then
+	ok "every ring holds exactly what its kmsd delivered (kernel pushed = kmsd delivered, 4 pairs)"
+else
+	fail "kernel rings and kmsd disagree: $(tail -1 "$T/chain.log")"
+fi
 # The rest of the chain: every daemon still up, every pair distributing without a kernel
 # push error, and no segment dropped for want of key (the key plane kept up with the stream).
 for n in qkdab qkdac kmsa kmsb kmsc; do

@@ -3,7 +3,7 @@
 # Env: QOTP_DEMO_SECONDS (clip, 8), QOTP_DEMO_KEYRATE (qkdsimd b/s, 16000000),
 #      QOTP_DEMO_LOSS (netem loss % on the internet links, 0),
 #      QOTP_DEMO_WATERMARK (kernel low watermark and kmsd's, bytes, 131072),
-#      QOTP_DEMO_TARGET (kmsd distribution target, bytes, 524288),
+#      QOTP_DEMO_TARGET (kmsd distribution target, bytes, 1048576),
 #      QOTP_DEMO_OUT (build/demo).
 # Everything a run leaves is under QOTP_DEMO_OUT, which the next run replaces: report.txt,
 # the PNGs, run.log (what ran inside UML), logs/ (daemons, tools, key plane samples) and
