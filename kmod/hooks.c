@@ -698,6 +698,14 @@ static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
 	struct seg sub;
 	u16 id = 0;
 
+	/* Below we rewrite the TCP checksum and gso_size: a clone (veth hands us the
+	 * sender's retransmit-queue skb) shares its head and skb_shared_info with the
+	 * sender, so take private ones first (the pages stay shared; xor.c copies). */
+	if (skb_unclone(skb, GFP_ATOMIC)) {
+		kfree_skb(skb);
+		return;
+	}
+	sh = skb_shinfo(skb);
 	if (!mss || chunk < mss || chunk % mss)
 		chunk = mss;
 	segs_per = chunk / mss;
