@@ -681,36 +681,37 @@ out:
  * and treat each piece on its own, like nfnetlink_queue does. Ours is the last hook but
  * one, so sending each piece on with the hook's okfn skips nothing.
  *
- * The pieces are GSO packets themselves, of @sg->chunk payload bytes (whole segments of
- * the original gso_size, as many as two runs describe; qotp_flow_enc_chunk()), so the
- * path after us still carries few large packets. They keep sharing the original's pages
- * (NETIF_F_SG: the XOR then writes fresh ones, xor.c) and stay CHECKSUM_PARTIAL
- * (NETIF_F_HW_CSUM): no copy and no checksum in software here. process() verified the
- * checksum before returning V_SEGMENT, so handing the sum over is sound. Consumes @skb.
+ * qotp_gso_cut() cuts @skb (a TCP GSO packet whose TCP header is at @thoff, checksum
+ * verified) into GSO packets of @chunk payload bytes (whole segments of the original
+ * gso_size, as many as two runs describe; qotp_flow_enc_chunk(); any other @chunk means
+ * one segment each), so the path after us still carries few large packets. They keep
+ * sharing the original's pages (NETIF_F_SG: the XOR then writes fresh ones, xor.c) and
+ * stay CHECKSUM_PARTIAL (NETIF_F_HW_CSUM): no copy and no checksum in software here.
+ * Returns the list of pieces (NULL if none could be made); consumes @skb.
  */
-static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
-			     const struct nf_hook_state *state, const struct seg *sg)
+VISIBLE_IF_KUNIT struct sk_buff *qotp_gso_cut(struct sk_buff *skb, unsigned int thoff, u8 pf,
+					      u32 chunk)
 {
-	struct skb_shared_info *sh = skb_shinfo(skb);
-	unsigned int mss = sh->gso_size, gso_type = sh->gso_type, segs_per, id_step = 0;
-	struct sk_buff *segs, *seg, *next;
-	u32 chunk = sg->chunk;
-	struct seg sub;
+	struct sk_buff *segs, *seg, *next, *head = NULL, **tail = &head;
+	unsigned int mss, gso_type, segs_per, id_step = 0;
+	struct skb_shared_info *sh;
 	u16 id = 0;
 
 	/* Below we rewrite the TCP checksum and gso_size: a clone (veth hands us the
 	 * sender's retransmit-queue skb) shares its head and skb_shared_info with the
 	 * sender, so take private ones first (the pages stay shared; xor.c copies). */
-	if (skb_unclone(skb, GFP_ATOMIC)) {
-		kfree_skb(skb);
-		return;
-	}
+	if (skb_unclone(skb, GFP_ATOMIC))
+		goto drop;
 	sh = skb_shinfo(skb);
-	if (!mss || chunk < mss || chunk % mss)
+	mss = sh->gso_size;
+	gso_type = sh->gso_type;
+	if (!mss)
+		return skb;	/* nothing to cut */
+	if (chunk < mss || chunk % mss)
 		chunk = mss;
 	segs_per = chunk / mss;
-	qotp_csum_partial(skb, sg->thoff, sg->pf);
-	if (sg->pf == NFPROTO_IPV4 && !(gso_type & SKB_GSO_TCP_FIXEDID)) {
+	qotp_csum_partial(skb, thoff, pf);
+	if (pf == NFPROTO_IPV4 && !(gso_type & SKB_GSO_TCP_FIXEDID)) {
 		/* inet_gso_segment() numbers the pieces id, id + 1, ...; each piece is cut
 		 * again later and numbers its segments on from its own: space them out. */
 		id = ntohs(ip_hdr(skb)->id);
@@ -718,10 +719,8 @@ static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
 	}
 	sh->gso_size = chunk;
 	segs = skb_gso_segment(skb, NETIF_F_SG | NETIF_F_HW_CSUM);
-	if (IS_ERR_OR_NULL(segs)) {
-		kfree_skb(skb);
-		return;
-	}
+	if (IS_ERR_OR_NULL(segs))
+		goto drop;
 	consume_skb(skb);
 	skb_list_walk_safe(segs, seg, next) {
 		unsigned int plen;
@@ -745,6 +744,26 @@ static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
 			skb_shinfo(seg)->gso_type = gso_type;
 			skb_shinfo(seg)->gso_segs = DIV_ROUND_UP(plen, mss);
 		}
+		*tail = seg;
+		tail = &seg->next;
+	}
+	return head;
+drop:
+	kfree_skb(skb);
+	return NULL;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_gso_cut);
+
+/* process() verified the checksum before returning V_SEGMENT. Consumes @skb. */
+static void segment_and_send(struct qotp_net *qn, struct sk_buff *skb,
+			     const struct nf_hook_state *state, const struct seg *sg)
+{
+	unsigned int mss = skb_shinfo(skb)->gso_size;
+	struct sk_buff *seg, *next;
+	struct seg sub;
+
+	skb_list_walk_safe(qotp_gso_cut(skb, sg->thoff, sg->pf, sg->chunk), seg, next) {
+		skb_mark_not_on_list(seg);
 		switch (process(qn, seg, state, &sub)) {
 		case V_ACCEPT:
 			state->okfn(state->net, state->sk, seg);

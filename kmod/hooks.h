@@ -22,6 +22,11 @@ int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
  * clears FIN, and PSH when nothing is left; fixes the IP length. 0 or -ENOMEM. */
 int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff, unsigned int hdrlen, u8 pf,
 		      unsigned int keep);
+/* Cuts a TCP GSO packet into GSO pieces of @chunk payload bytes (a multiple of its
+ * gso_size, else one segment each), CHECKSUM_PARTIAL, IPv4 ids spaced so that cutting a
+ * piece again numbers on; never writes memory a clone shares. Returns the list of pieces
+ * (@skb itself if it is no GSO packet; NULL if none could be made); consumes @skb. */
+struct sk_buff *qotp_gso_cut(struct sk_buff *skb, unsigned int thoff, u8 pf, u32 chunk);
 #endif
 
 /* Lowers a SYN's MSS option by QOTP_OPT_SPACE (not below 536 - QOTP_OPT_SPACE); true if

@@ -4,7 +4,7 @@
  * ip_summed state, IPv4 and IPv6, a segment is verified on arrival (and a corrupted one
  * refused), then gets the descriptor option and its payload XORed as the encryptor does;
  * the checksum the output path then writes must equal a full recomputation. Also the MSS
- * clamp and the option insertion on their own.
+ * clamp and the option insertion on their own, and the cutting of GSO packets into pieces.
  */
 #include "dp_test.h"
 #include <linux/skbuff.h>
@@ -46,21 +46,15 @@ static __sum16 tcp_full_csum(struct sk_buff *skb, u8 pf)
 }
 
 /*
- * A data segment with a correct checksum, payload partly linear, partly in a page; with
- * @corrupt, one bit of the payload flips after the sender summed it (on the wire, before
- * the receiving NIC computes CHECKSUM_COMPLETE).
+ * Fills in the IP and TCP headers (with timestamps) of a @len byte segment from port
+ * 40000 to 1935 whose network header is at skb->data, headers linear; no TCP checksum.
  */
-static struct sk_buff *build_seg_c(struct kunit *test, u8 pf, int summed, bool corrupt)
+static void fill_hdrs(struct sk_buff *skb, u8 pf, unsigned int len)
 {
-	unsigned int nh = nhlen(pf), len = nh + TCPHDR + PAY_LIN + PAY_FRAG;
-	struct sk_buff *skb = alloc_skb(128 + nh + TCPHDR + PAY_LIN, GFP_KERNEL);
-	struct page *page = alloc_page(GFP_KERNEL);
+	unsigned int nh = nhlen(pf);
 	struct tcphdr *th;
 	u8 *opt;
 
-	KUNIT_ASSERT_TRUE(test, skb && page);
-	skb_reserve(skb, 128);
-	skb_put(skb, nh + TCPHDR + PAY_LIN);
 	skb_reset_network_header(skb);
 	skb_set_transport_header(skb, nh);
 	if (pf == NFPROTO_IPV4) {
@@ -72,6 +66,7 @@ static struct sk_buff *build_seg_c(struct kunit *test, u8 pf, int summed, bool c
 		iph->ttl = 64;
 		iph->protocol = IPPROTO_TCP;
 		iph->tot_len = htons(len);
+		iph->id = htons(0xfffe);	/* the next ones wrap */
 		iph->saddr = htonl(0x0a000001);
 		iph->daddr = htonl(0x0a000102);
 		ip_send_check(iph);
@@ -106,6 +101,25 @@ static struct sk_buff *build_seg_c(struct kunit *test, u8 pf, int summed, bool c
 	opt[2] = TCPOPT_TIMESTAMP;
 	opt[3] = TCPOLEN_TIMESTAMP;
 	get_random_bytes(opt + 4, 8);
+}
+
+/*
+ * A data segment with a correct checksum, payload partly linear, partly in a page; with
+ * @corrupt, one bit of the payload flips after the sender summed it (on the wire, before
+ * the receiving NIC computes CHECKSUM_COMPLETE).
+ */
+static struct sk_buff *build_seg_c(struct kunit *test, u8 pf, int summed, bool corrupt)
+{
+	unsigned int nh = nhlen(pf), len = nh + TCPHDR + PAY_LIN + PAY_FRAG;
+	struct sk_buff *skb = alloc_skb(128 + nh + TCPHDR + PAY_LIN, GFP_KERNEL);
+	struct page *page = alloc_page(GFP_KERNEL);
+	struct tcphdr *th;
+
+	KUNIT_ASSERT_TRUE(test, skb && page);
+	skb_reserve(skb, 128);
+	skb_put(skb, nh + TCPHDR + PAY_LIN);
+	fill_hdrs(skb, pf, len);
+	th = tcp_hdr(skb);
 	get_random_bytes((u8 *)th + TCPHDR, PAY_LIN);
 	get_random_bytes(page_address(page), PAGE_SIZE);
 	skb_add_rx_frag(skb, 0, page, 50, PAY_FRAG, PAGE_SIZE);
@@ -447,6 +461,146 @@ static void trim_payload(struct kunit *test)
 		}
 }
 
+#define GSO_MSS		1000
+#define GSO_FRAG	4000
+#define GSO_PAGES	2
+#define GSO_LEN		(GSO_FRAG * GSO_PAGES)
+
+/*
+ * A TCP GSO packet as the stack sends it (headers linear, CHECKSUM_PARTIAL, payload of
+ * GSO_LEN bytes in page frags, copied to @pay), GSO_MSS bytes a segment.
+ */
+static struct sk_buff *build_gso(struct kunit *test, u8 pf, u8 *pay)
+{
+	unsigned int nh = nhlen(pf), i;
+	struct sk_buff *skb = alloc_skb(128 + nh + TCPHDR, GFP_KERNEL);
+
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	skb_reserve(skb, 128);
+	skb_put(skb, nh + TCPHDR);
+	for (i = 0; i < GSO_PAGES; i++) {
+		struct page *page = alloc_page(GFP_KERNEL);
+
+		KUNIT_ASSERT_NOT_NULL(test, page);
+		get_random_bytes(page_address(page), GSO_FRAG);
+		memcpy(pay + i * GSO_FRAG, page_address(page), GSO_FRAG);
+		skb_add_rx_frag(skb, i, page, 0, GSO_FRAG, PAGE_SIZE);
+	}
+	fill_hdrs(skb, pf, skb->len);
+	skb_shinfo(skb)->gso_size = GSO_MSS;
+	skb_shinfo(skb)->gso_type = pf == NFPROTO_IPV4 ? SKB_GSO_TCPV4 : SKB_GSO_TCPV6;
+	skb_shinfo(skb)->gso_segs = GSO_LEN / GSO_MSS;
+	qotp_csum_partial(skb, nh, pf);
+	return skb;
+}
+
+/* What CHECKSUM_PARTIAL leaves in a TCP header: the sum of the pseudo header. */
+static __sum16 pseudo_csum(struct sk_buff *skb, u8 pf)
+{
+	unsigned int len = skb->len - nhlen(pf);
+
+	if (pf == NFPROTO_IPV4)
+		return ~tcp_v4_check(len, ip_hdr(skb)->saddr, ip_hdr(skb)->daddr, 0);
+	return ~tcp_v6_check(len, &ipv6_hdr(skb)->saddr, &ipv6_hdr(skb)->daddr, 0);
+}
+
+/*
+ * Cutting a GSO packet into pieces (segment_and_send()), v4 and v6, pieces of three
+ * segments and of one, on the packet itself and on a clone (veth hands the encryptor the
+ * sender's retransmit-queue skb): the pieces carry the payload in order with consecutive
+ * sequence numbers, each a GSO packet of whole segments (or a plain segment), IPv4 ids
+ * spaced by the segments a piece holds, the pseudo-header checksum of their own length;
+ * and a clone's original (head, shared info, payload) is left exactly as it was.
+ */
+static void gso_cut(struct kunit *test)
+{
+	static const u8 pfs[] = { NFPROTO_IPV4, NFPROTO_IPV6 };
+	static const u32 chunks[] = { 3 * GSO_MSS, GSO_MSS };
+	u8 *pay = kunit_kmalloc(test, GSO_LEN, GFP_KERNEL);
+	u8 *got = kunit_kmalloc(test, GSO_LEN, GFP_KERNEL);
+	unsigned int i, j, cloned;
+
+	KUNIT_ASSERT_TRUE(test, pay && got);
+	for (i = 0; i < ARRAY_SIZE(pfs); i++)
+		for (j = 0; j < ARRAY_SIZE(chunks); j++)
+			for (cloned = 0; cloned < 2; cloned++) {
+				u8 pf = pfs[i], head[sizeof(struct ipv6hdr) + TCPHDR];
+				unsigned int nh = nhlen(pf), hdr = nh + TCPHDR, off = 0, n = 0;
+				u32 chunk = chunks[j], per = chunk / GSO_MSS, seq0;
+				struct sk_buff *skb = build_gso(test, pf, pay), *orig = NULL;
+				struct sk_buff *segs, *seg, *next;
+				u16 id0 = 0;
+
+				kunit_info(test, "%s, pieces of %u segments%s",
+					   pf == NFPROTO_IPV4 ? "IPv4" : "IPv6", per,
+					   cloned ? ", through a clone" : "");
+				memcpy(head, skb->data, hdr);
+				seq0 = ntohl(tcp_hdr(skb)->seq);
+				if (pf == NFPROTO_IPV4)
+					id0 = ntohs(ip_hdr(skb)->id);
+				if (cloned) {
+					orig = skb;
+					skb = skb_clone(orig, GFP_KERNEL);
+					KUNIT_ASSERT_NOT_NULL(test, skb);
+				}
+				segs = qotp_gso_cut(skb, nh, pf, chunk);
+				KUNIT_ASSERT_NOT_NULL(test, segs);
+				skb_list_walk_safe(segs, seg, next) {
+					unsigned int plen = seg->len - hdr;
+					const struct tcphdr *th = tcp_hdr(seg);
+
+					skb_mark_not_on_list(seg);
+					KUNIT_EXPECT_EQ(test, plen, min_t(u32, chunk, GSO_LEN - off));
+					KUNIT_EXPECT_EQ(test, ntohl(th->seq), seq0 + off);
+					KUNIT_EXPECT_EQ(test, (int)seg->ip_summed, CHECKSUM_PARTIAL);
+					KUNIT_EXPECT_EQ(test, skb_checksum_start_offset(seg), (int)nh);
+					if (pf == NFPROTO_IPV4) {
+						const struct iphdr *iph = ip_hdr(seg);
+
+						KUNIT_EXPECT_EQ(test, ntohs(iph->tot_len), seg->len);
+						KUNIT_EXPECT_EQ(test, (u16)ip_fast_csum(iph, 5), 0);
+						KUNIT_EXPECT_EQ(test, ntohs(iph->id), (u16)(id0 + n * per));
+					} else {
+						const struct ipv6hdr *ip6h = ipv6_hdr(seg);
+
+						KUNIT_EXPECT_EQ(test, ntohs(ip6h->payload_len) + nh,
+								seg->len);
+					}
+					KUNIT_EXPECT_EQ(test, (__force u16)th->check,
+							(__force u16)pseudo_csum(seg, pf));
+					if (plen > GSO_MSS) {
+						KUNIT_EXPECT_EQ(test, skb_shinfo(seg)->gso_size, GSO_MSS);
+						KUNIT_EXPECT_EQ(test, (unsigned int)skb_shinfo(seg)->gso_segs,
+								plen / GSO_MSS);
+						KUNIT_EXPECT_TRUE(test, skb_shinfo(seg)->gso_type &
+							(SKB_GSO_TCPV4 | SKB_GSO_TCPV6));
+					} else {
+						KUNIT_EXPECT_FALSE(test, skb_is_gso(seg));
+					}
+					if (plen <= GSO_LEN - off)
+						KUNIT_EXPECT_EQ(test, skb_copy_bits(seg, hdr, got + off,
+										    plen), 0);
+					off += plen;
+					n++;
+					kfree_skb(seg);
+				}
+				KUNIT_EXPECT_EQ(test, off, GSO_LEN);
+				KUNIT_EXPECT_EQ(test, n, DIV_ROUND_UP(GSO_LEN, chunk));
+				if (off == GSO_LEN)
+					KUNIT_EXPECT_MEMEQ(test, got, pay, GSO_LEN);
+				if (!orig)
+					continue;
+				KUNIT_EXPECT_MEMEQ(test, orig->data, head, hdr);
+				KUNIT_EXPECT_EQ(test, orig->len, hdr + GSO_LEN);
+				KUNIT_EXPECT_EQ(test, skb_shinfo(orig)->gso_size, GSO_MSS);
+				KUNIT_EXPECT_EQ(test, (unsigned int)skb_shinfo(orig)->gso_segs,
+						GSO_LEN / GSO_MSS);
+				KUNIT_EXPECT_EQ(test, skb_copy_bits(orig, hdr, got, GSO_LEN), 0);
+				KUNIT_EXPECT_MEMEQ(test, got, pay, GSO_LEN);
+				kfree_skb(orig);
+			}
+}
+
 static void clamp_mss(struct kunit *test)
 {
 	struct sk_buff *skb = alloc_skb(64, GFP_KERNEL);
@@ -487,6 +641,7 @@ static struct kunit_case csum_cases[] = {
 	KUNIT_CASE(add_opt_sack_room),
 	KUNIT_CASE(trim_payload),
 	KUNIT_CASE(clamp_mss),
+	KUNIT_CASE(gso_cut),
 	{}
 };
 
