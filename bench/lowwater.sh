@@ -25,23 +25,8 @@ TARGET=524288
 dp_topo
 "$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-c kms-s >/dev/null || fail "test PKI"
 conf() {
-	cat >"$T/$1.conf" <<EOC
-node $1
-listen $3:7000
-tls-cert $T/pki/$1.crt
-tls-key $T/pki/$1.key
-tls-ca $T/pki/ca.crt
-store $T/$1.db
-control $T/$1.sock
-pidfile $T/$1.pid
-min-block-age-ms 100
-round-interval-ms 50
-keepalive 3
-reconnect-max 1
-dist-low-watermark $LOW
-dist-target $TARGET
-neighbour $2 address $4:7000 qkd-sim unix:$T/qkd.sock end $5 qotp-peer $6
-EOC
+	kms_conf "$1" "$3" "keepalive 3" "dist-low-watermark $LOW" "dist-target $TARGET" \
+		"neighbour $2 address $4:7000 qkd-sim unix:$T/qkd.sock end $5 qotp-peer $6"
 }
 conf kms-c kms-s 10.78.0.1 10.78.9.1 a 2
 conf kms-s kms-c 10.78.9.1 10.78.0.1 b 1

@@ -43,23 +43,7 @@ if [ "$LOSS" != 0 ]; then for i in eth0 eth1 eth2; do nsx net tc qdisc add dev $
 "$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c >/dev/null || fail "PKI"
 # conf NODE MYADDR then neighbour lines on stdin
 conf() {
-	{ cat <<EOC
-node $1
-listen $2:7000
-tls-cert $T/pki/$1.crt
-tls-key $T/pki/$1.key
-tls-ca $T/pki/ca.crt
-store $T/$1.db
-control $T/$1.sock
-pidfile $T/$1.pid
-min-block-age-ms 100
-round-interval-ms 50
-keepalive 3
-reconnect-max 1
-dist-low-watermark $WM
-dist-target $TARGET
-EOC
-	cat; } >"$T/$1.conf"
+	kms_conf "$1" "$2" "keepalive 3" "dist-low-watermark $WM" "dist-target $TARGET" "$(cat)"
 }
 conf kms-a 10.80.0.1 <<EOC
 neighbour kms-b address 10.80.1.1:7000 qkd-sim unix:$T/qkdab.sock end a qotp-peer 2

@@ -138,6 +138,32 @@ finish() {
 	exit $?
 }
 
+# --- kmsd in a test
+
+# kms_conf NODE ADDR LINE...: writes $T/NODE.conf for a kmsd named NODE listening on
+# ADDR:7000, its certificate from $T/pki (scripts/mkpki.sh), store, control socket and
+# pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms)
+# and one reconnect attempt; then each LINE as given (keepalive, dist-*, neighbours, ...).
+kms_conf() {
+	local n=$1 a=$2; shift 2
+	{
+		cat <<EOC
+node $n
+listen $a:7000
+tls-cert $T/pki/$n.crt
+tls-key $T/pki/$n.key
+tls-ca $T/pki/ca.crt
+store $T/$n.db
+control $T/$n.sock
+pidfile $T/$n.pid
+min-block-age-ms 100
+round-interval-ms 50
+reconnect-max 1
+EOC
+		printf '%s\n' "$@"
+	} >"$T/$n.conf"
+}
+
 # --- RTMP helpers: nginx with the RTMP module as server, ffmpeg as publisher and player.
 
 # rtmp_server NS [PORT]: start nginx-rtmp in NS with application "live"; waits until it listens.

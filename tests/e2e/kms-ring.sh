@@ -65,26 +65,8 @@ for n in encA encC inet; do forwarding $n; done
 "$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-d >/dev/null || fail "test PKI"
 conf() {
 	local n=$1 a=10.80.$2.1; shift 2
-	{
-		cat <<EOF
-node $n
-listen $a:7000
-tls-cert $T/pki/$n.crt
-tls-key $T/pki/$n.key
-tls-ca $T/pki/ca.crt
-store $T/$n.db
-control $T/$n.sock
-pidfile $T/$n.pid
-min-block-age-ms 100
-round-interval-ms 50
-keepalive 10
-reconnect-max 1
-dist-low-watermark $WM
-dist-target 131072
-ppetp-block 32000
-EOF
-		printf '%s\n' "$@"
-	} >"$T/$n.conf"
+	kms_conf "$n" "$a" "keepalive 10" "dist-low-watermark $WM" "dist-target 131072" \
+		"ppetp-block 32000" "$@"
 }
 q() { echo "qkd-sim unix:$T/qkd-$1.sock end $2"; }
 conf kms-a 1 "neighbour kms-b address 10.80.2.1:7000 $(q ab a)" \
