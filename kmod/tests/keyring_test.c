@@ -267,11 +267,21 @@ static void test_wipe(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, wipe_calls, 2);
 	KUNIT_EXPECT_EQ(test, wipe_dirty, 0);
 
+	/* A block released in spans, out of order, is freed clean without a second pass. */
+	KUNIT_ASSERT_EQ(test, push_one(k->ring, 3, 60, BIG), 0);
+	KUNIT_ASSERT_EQ(test, qotp_ring_reserve(k->ring, 20, &r), 0);
+	KUNIT_ASSERT_EQ(test, qotp_ring_reserve(k->ring, 40, &held), 0);
+	qotp_ring_release(k->ring, &held, 40);
+	KUNIT_EXPECT_EQ(test, wipe_calls, 2);
+	qotp_ring_release(k->ring, &r, 5);
+	KUNIT_EXPECT_EQ(test, wipe_calls, 3);
+	KUNIT_EXPECT_EQ(test, wipe_dirty, 0);
+
 	/* Destroying a ring with unreleased blocks wipes them too. */
-	KUNIT_ASSERT_EQ(test, push_one(k->ring, 3, 64, BIG), 0);
+	KUNIT_ASSERT_EQ(test, push_one(k->ring, 4, 64, BIG), 0);
 	WRITE_ONCE(qotp_ring_free_hook, wipe_hook);
 	ktx_done(k);
-	KUNIT_EXPECT_EQ(test, wipe_calls, 3);
+	KUNIT_EXPECT_EQ(test, wipe_calls, 4);
 	KUNIT_EXPECT_EQ(test, wipe_dirty, 0);
 	WRITE_ONCE(qotp_ring_free_hook, NULL);
 }
