@@ -9,6 +9,9 @@
 # Variants, switched on the two encryptors between measurements (never two at once):
 #   plain  forwarding only (qotp.ko loaded, mode off)
 #   qotp   OTP of port-1935 payloads, gateway mode, rings filled before each measurement
+#          with 4 KiB key blocks (qotpctl's and qkdsimd's default)
+#   qotp:32768  the same with 32 KiB key blocks (the largest a ring block can be): how the
+#          block size bounds the GSO packets qotp can pass whole (performance.md)
 #   wg     WireGuard tunnel encC <-> encS (ChaCha20-Poly1305, generic C: UML has no SIMD)
 #   ipsec  ESP tunnel mode encC <-> encS, rfc4106(gcm(aes)) (generic C AES-GCM, same handicap)
 # Figures (rounds alternate the variants so a busy neighbour hits all of them alike):
@@ -19,7 +22,7 @@
 #   scale  1, 10, 100, 1000 concurrent flows sharing one pair (plain vs qotp) + key efficiency
 # Knobs for debugging and extra figures: QOTP_BENCH_PHASES (a subset of the phases),
 # QOTP_BENCH_VARIANTS (tput and rr: a subset of the variants, or qotp:N, qotp with key
-# blocks of N bytes instead of 4096). tcpprobe marks each throughput measurement for the
+# blocks of N bytes). tcpprobe marks each throughput measurement for the
 # host's CPU-time sampler (QOTP_BENCH_CPUMARKS, bench/dp-compare-cpu.py).
 . "$QOTP_TOP/tests/lib.sh"
 . "$QOTP_TOP/tests/e2e/dp-topo.inc"
@@ -31,7 +34,7 @@ rrcount=${QOTP_BENCH_RR:-1000}
 sbytes=${QOTP_BENCH_SCALE_BYTES:-16777216}
 idleflows=${QOTP_BENCH_IDLE:-1000}
 phases=" ${QOTP_BENCH_PHASES:-mem tput rr scale} "	# a subset, for debugging
-tvariants=${QOTP_BENCH_VARIANTS:-plain qotp wg ipsec}	# tput and rr; a subset, for debugging
+tvariants=${QOTP_BENCH_VARIANTS:-plain qotp qotp:32768 wg ipsec}	# tput and rr; a subset, for debugging
 kblk=4096	# key block size pushed: qotpctl's and qkdsimd's default
 SRV=10.78.2.2
 
@@ -53,10 +56,12 @@ wait_port server 1935 20 || { fail "tcpprobe server"; finish; }
 # bytes: 4096 (qotpctl's and qkdsimd's default), or N for a variant named qotp:N (only by
 # QOTP_BENCH_VARIANTS, an extra figure: how the block size bounds GSO, see performance.md).
 kc=0
+flushed=0	# encC encrypt key bytes flushed by keys(): left unused by any flow
 keys() { # keys C2S_BYTES S2C_BYTES
 	kc=$((kc + 1))
 	if [ "$kblk" != "${pushedblk:-$kblk}" ]; then
 		# Another block size than the key left in the rings: start from empty rings.
+		flushed=$((flushed + $(qstat encrypt.avail)))
 		nsx encC "$qotpctl" flush >/dev/null && nsx encS "$qotpctl" flush >/dev/null || fail "flush"
 	fi
 	pushedblk=$kblk
@@ -214,7 +219,7 @@ for memn in 1 2; do
 done
 fi
 until_s 30 noflows encC
-keyline() { echo "CSV keys,$1,$(qstat encrypt.consumed),$(qstat encrypt.pushed),$(qstat encrypt.avail),$(qstat encrypt.reserved)"; }
+keyline() { echo "CSV keys,$1,$(qstat encrypt.consumed),$(qstat encrypt.pushed),$(qstat encrypt.avail),$(qstat encrypt.reserved),$flushed"; }
 keyline start
 if [[ $phases == *" tput "* ]]; then
 echo "== tput: $bytes bytes per measurement, $rounds rounds, 1 and $streams streams" >&2
