@@ -13,7 +13,8 @@
  *     under it.
  *   - ring->xa, an xarray id -> block for the decrypt side's lookup, which runs under
  *     rcu_read_lock() only: xa_load(), then refcount_inc_not_zero() on the block.
- *     Blocks are freed with kvfree_rcu(), so such a reader never touches freed memory.
+ *     Blocks (header and key bytes) are freed after a grace period (call_rcu()), so such
+ *     a reader never touches freed memory.
  *     ring->xa's own lock nests inside ring->lock (erase on unlink); the push path inserts
  *     without ring->lock.
  *
@@ -60,8 +61,25 @@ struct qotp_blk {
 	bool dead;		/* unlinked: lookup and reserve no longer see it */
 	refcount_t ref;
 	struct rcu_head rcu;
-	u8 key[];
+	/* Apart from the header: 4 KiB of key is one page, not an 8 KiB slab object, and
+	 * 32 KiB an order-3 allocation, not order 4 (or a vmalloc area: UML's kernel, where
+	 * the tests run, has hung purging lazily freed ones under the bench's push churn). */
+	u8 *key;
 };
+
+static void blk_free_rcu(struct rcu_head *head)
+{
+	struct qotp_blk *blk = container_of(head, struct qotp_blk, rcu);
+
+	kvfree(blk->key);
+	kfree(blk);
+}
+
+/* After a grace period, so any context may drop the last reference. */
+static void blk_free_mem(struct qotp_blk *blk)
+{
+	call_rcu(&blk->rcu, blk_free_rcu);
+}
 
 struct qotp_ring {
 	spinlock_t lock;
@@ -127,7 +145,7 @@ static void blk_free(struct qotp_blk *blk)
 #endif
 	ring_event(ring, QOTP_CMD_EVENT_RELEASED, blk->consumed, blk->id);
 	atomic64_sub(blk->len, &ring->mem);
-	kvfree_rcu(blk, rcu);
+	blk_free_mem(blk);
 	ring_put(ring);
 }
 
@@ -229,10 +247,12 @@ int qotp_ring_push(struct qotp_ring *ring, const struct qotp_push_blk *b, unsign
 		goto refused;
 	}
 	for (i = 0; i < n; i++) {
-		struct qotp_blk *blk = kvmalloc(struct_size(blk, key, b[i].len),
-						GFP_KERNEL_ACCOUNT);
+		struct qotp_blk *blk = kmalloc(sizeof(*blk), GFP_KERNEL_ACCOUNT);
 
-		if (!blk) {
+		if (blk)
+			blk->key = kvmalloc(b[i].len, GFP_KERNEL_ACCOUNT);
+		if (!blk || !blk->key) {
+			kfree(blk);
 			err = -ENOMEM;
 			goto undo;
 		}
@@ -252,7 +272,8 @@ int qotp_ring_push(struct qotp_ring *ring, const struct qotp_push_blk *b, unsign
 		if (err) {
 			/* -EBUSY cannot happen (ids above last_id are never present). */
 			memzero_explicit(blk->key, blk->len);
-			kvfree(blk);
+			kvfree(blk->key);
+			kfree(blk);
 			blks[i] = NULL;
 			err = -ENOMEM;
 			goto undo;
@@ -284,7 +305,7 @@ undo:
 		xa_erase_bh(&ring->xa, blks[i]->id);
 		memzero_explicit(blks[i]->key, blks[i]->len);
 		/* A lookup may have loaded the pointer (and seen it dead). */
-		kvfree_rcu(blks[i], rcu);
+		blk_free_mem(blks[i]);
 	}
 	kfree(blks);
 refused:

@@ -95,7 +95,7 @@ static void __exit qotp_exit(void)
 {
 	qotp_genl_exit();
 	unregister_pernet_subsys(&qotp_net_ops);
-	/* kvfree_rcu() and call_rcu() callbacks queued by the teardown run our code. */
+	/* call_rcu() callbacks queued by the teardown (blocks, peers, ...) run our code. */
 	rcu_barrier();
 }
 
