@@ -30,8 +30,9 @@
  * Bytes never handed out are wiped on flush. A block freed with every byte released has
  * been wiped byte for byte already (done counts exactly the bytes releases wiped); any
  * other is wiped whole when freed. (A second pass over every block cost the datapath one
- * more write of every key byte, about a tenth of its CPU in the bench's profile.) A ring never hands out a byte twice (reserve moves a cursor forward only, and ids
- * never repeat), which is what keeps the pad one-time.
+ * more write of every key byte, about a tenth of its CPU in the bench's profile.) A ring
+ * never hands out a byte twice (reserve moves a cursor forward only, and ids never
+ * repeat), which is what keeps the pad one-time.
  *
  * Pushes to one ring are serialised by the caller (the per-netns control-plane mutex).
  */
@@ -62,8 +63,8 @@ struct qotp_blk {
 	refcount_t ref;
 	struct rcu_head rcu;
 	/* Apart from the header: 4 KiB of key is one page, not an 8 KiB slab object, and
-	 * 32 KiB an order-3 allocation, not order 4 (or a vmalloc area: UML's kernel, where
-	 * the tests run, has hung purging lazily freed ones under the bench's push churn). */
+	 * 32 KiB an order-3 allocation, not order 4, which fell back to vmalloc more often
+	 * (UML's kernel, where the tests run, can hang purging freed vmalloc areas). */
 	u8 *key;
 };
 
