@@ -20,7 +20,9 @@
 #
 # Sizes: QOTP_BENCH_BYTES (per throughput measurement, default 32 MiB), QOTP_BENCH_ROUNDS
 # (3), QOTP_BENCH_RR (round trips, 1000), QOTP_BENCH_SCALE_BYTES (16 MiB), QOTP_BENCH_IDLE
-# (1000 idle flows), KMS_BENCH_SECONDS (8), KMS_RELAY_SECONDS (6). Exit status 1 if a step could not measure.
+# (1000 idle flows), KMS_BENCH_SECONDS (8), KMS_RELAY_SECONDS (6); QOTP_BENCH_STALL (300: seconds
+# without UML console output before the datapath phase is stopped and run once more).
+# Exit status 1 if a step could not measure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$top/bench/results
