@@ -30,8 +30,36 @@ fail() { echo "[FAIL] $*"; NFAIL=$((NFAIL + 1)); }
 check() { local msg=$1; shift; if "$@"; then ok "$msg"; else fail "$msg"; fi; }
 finish() { [ "$NFAIL" -eq 0 ]; exit $?; }
 
+# free_port: a 127.0.0.1 port nobody listens on now and no outgoing connection can take later.
+# bind(port 0) would hand out an ephemeral port, and between the test picking it and kmsd
+# binding it another process's connect() (here: kmsd dialling its peer or the TCP simulator)
+# may take the same one as its local port - CI saw "Address already in use" that way. So pick
+# at random below ip_local_port_range, and never twice in one test ($T/ports).
 free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+	python3 - "$T/ports" <<'PY'
+import random, socket, sys
+lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+try:
+    used = set(open(sys.argv[1]).read().split())
+except FileNotFoundError:
+    used = set()
+for _ in range(1000):
+    port = random.randrange(10000, lo) if lo > 11000 else 0
+    if str(port) in used:
+        continue
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    port = s.getsockname()[1]
+    s.close()
+    break
+else:
+    sys.exit("free_port: no free port below %d" % lo)
+open(sys.argv[1], "a").write("%d\n" % port)
+print(port)
+PY
 }
 
 # wait_for SECONDS 'shell condition': evaluates the condition every 0.1 s.
@@ -84,7 +112,9 @@ start_kmsd() {
 	var=PID_${node//-/}
 	printf -v "$var" %s $!
 	PIDS+=("$!")
-	wait_for 5 '[ -S "$T/$node.sock" ]'
+	# kmsd opens its control socket after its peer listener: no socket, no kmsd.
+	wait_for 5 '[ -S "$T/$node.sock" ]' ||
+		fail "kmsd $node started: $(tail -n 1 "$T/$node.log")"
 }
 
 kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" "${@:2}"; }
