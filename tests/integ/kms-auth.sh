@@ -32,7 +32,9 @@ start_kmsd kms-b
 start_kmsd kms-a
 check "follower refuses a certificate that names no configured neighbour" \
 	wait_for 15 'grep -q "closing: peer certificate names no configured neighbour" "$T/kms-b.log"'
-check "...logging the refused identity" grep -q "refused certificate subject CN \`kms-x'" "$T/kms-b.log"
+# logged right after the "closing:" line waited for above: wait for it too
+refused_logged() { grep -q "refused certificate subject CN \`kms-x'" "$T/kms-b.log"; }
+check "...logging the refused identity" wait_for 5 refused_logged
 check "...and never brings the link up" test "$(link_field kms-b connects)" = 0
 
 # 3: another CA. The impostor's certificate really says kms-a, but no one vouches for it.

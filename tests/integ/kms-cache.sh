@@ -23,7 +23,8 @@ start_qkdsim -r 4000000 -b 4096
 start_kmsd kms-a
 start_kmsd kms-b
 
-check "pidfile holds the daemon's pid" test "$(cat "$T/kms-a.pid" 2>/dev/null)" = "$PID_kmsa"
+# kmsd writes the pidfile just after it opens its control socket (what start_kmsd waits for)
+check "pidfile holds the daemon's pid" wait_for 5 '[ "$(cat "$T/kms-a.pid" 2>/dev/null)" = "$PID_kmsa" ]'
 check "control socket is mode 0600" test "$(stat -c %a "$T/kms-a.sock")" = 600
 check "peer channel comes up" wait_for 15 '[ "$(link_field kms-a connected)" = true ]'
 check "kms-a leads, kms-b follows" test "$(link_field kms-a role)/$(link_field kms-b role)" = leader/follower

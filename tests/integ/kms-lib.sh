@@ -101,7 +101,7 @@ start_qkdsim() {
 	"$QOTP_BIN/qkdsimd" -f -l "${QKD_SPEC:-unix:$T/qkd.sock}" "$@" >>"$T/qkdsimd.log" 2>&1 &
 	QKD_PID=$!
 	PIDS+=("$QKD_PID")
-	wait_for 5 'grep -q "listening on" "$T/qkdsimd.log"'
+	wait_for 30 'grep -q "listening on" "$T/qkdsimd.log"' || fail "qkdsimd started: $(tail -n 1 "$T/qkdsimd.log")"
 }
 
 # start_kmsd NODE: sets PID_<node with - removed>
@@ -113,7 +113,7 @@ start_kmsd() {
 	printf -v "$var" %s $!
 	PIDS+=("$!")
 	# kmsd opens its control socket after its peer listener: no socket, no kmsd.
-	wait_for 5 '[ -S "$T/$node.sock" ]' ||
+	wait_for 30 '[ -S "$T/$node.sock" ]' ||
 		fail "kmsd $node started: $(tail -n 1 "$T/$node.log")"
 }
 

@@ -131,7 +131,8 @@ pid_var=PID_${M//-/}
 kill -STOP "${!pid_var}"
 kmsctl kms-a --json transfer kms-c 2048 >"$T/t2.out" 2>&1 &
 tpid=$!
-wait_for 5 '[ "$(st kms-a "s[\"ppetp\"][\"started\"]")" = 2 ]'
+check "the transfer started (through the stopped relay)" \
+	wait_for 30 '[ "$(st kms-a "s[\"ppetp\"][\"started\"]")" = 2 ]'
 check "C holds nothing of the stalled attempt" test "$(keys kms-c | wc -l)" = 1
 kill -9 "${!pid_var}"
 t0=$(date +%s%N)

@@ -16,7 +16,8 @@ while :; do
 	"$TORTURE" "$T/s.db" take "$T/used.log" &
 	pid=$!
 	sleep "0.0$((RANDOM % 9 + 1))"
-	if kill -9 "$pid" 2>/dev/null; then
+	# After 100 kills (each run takes a few blocks on a slow disk), let one run finish.
+	if [ "$kills" -lt 100 ] && kill -9 "$pid" 2>/dev/null; then
 		wait "$pid" 2>/dev/null
 		kills=$((kills + 1))
 	else
@@ -24,7 +25,6 @@ while :; do
 		[ "$rc" -eq 0 ] || fail "taker exited with status $rc"
 		break
 	fi
-	[ "$kills" -lt 500 ] || { fail "taker never finished"; break; }
 done
 used=$(wc -l <"$T/used.log")
 dup=$(sort "$T/used.log" | uniq -d | wc -l)
