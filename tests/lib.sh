@@ -190,6 +190,12 @@ EOC
 	wait_port "$ns" "$port" 60
 }
 
+# rtmp_joined LOG NAME [SEC]: wait until nginx-rtmp (error_log LOG, level info) has taken
+# the play command for stream NAME; from then on the player gets the stream from its
+# first packet. An ESTABLISHED connection is not that yet: the RTMP handshake, connect,
+# createStream and play follow, and a publisher started meanwhile is joined mid-stream.
+rtmp_joined() { wait_for "${3:-60}" grep -qF "play: name='$2'" "$1"; }
+
 # make_video FILE [SECONDS] [WxH]: a test clip (moving pattern + tone) as FLV (H.264 +
 # AAC), 320x240 unless told (about 100 KB/s; 160x120 is about a third of that).
 make_video() {
@@ -258,18 +264,19 @@ rtmp_messages() {
 
 # plaintext_markers FILE: print which well-known RTMP/FLV plaintext markers appear in the
 # captured TCP payloads of port 1935 (AMF "connect" command, "onMetaData", "@setDataFrame",
-# the stream key, the FLV "FLV\x01" header, the RTMP C0/S0 version byte followed by C1/S1's
-# zero field). Prints nothing when none is found.
+# the application path "live/", an FLV file header, the "LavfN.N.N" encoder tag). Prints
+# nothing when none is found. Each marker is long enough (40+ bits) that ciphertext of a
+# few MB matches one by chance less than once in 10^5 runs.
 plaintext_markers() {
 	tshark -n -r "$1" -Y 'tcp.port==1935 && tcp.len>0' -T fields -e tcp.payload 2>/dev/null |
 		python3 -c '
-import sys, binascii
+import re, sys, binascii
 data = b"".join(binascii.unhexlify(l.strip().replace(":", "")) for l in sys.stdin if l.strip())
-markers = {b"\x02\x00\x07connect": "AMF connect", b"onMetaData": "onMetaData",
-           b"@setDataFrame": "@setDataFrame", b"FLV\x01": "FLV header",
-           b"live/": "application path", b"Lavf": "encoder tag"}
+markers = {rb"\x02\x00\x07connect": "AMF connect", rb"onMetaData": "onMetaData",
+           rb"@setDataFrame": "@setDataFrame", rb"FLV\x01[\x00-\x0f]\x00\x00\x00\x09": "FLV header",
+           rb"live/": "application path", rb"Lavf\d+\.\d+\.\d+": "encoder tag"}
 for m, name in markers.items():
-    if m in data:
+    if re.search(m, data):
         print(name)
 print("payload bytes examined: %d" % len(data), file=sys.stderr)
 '

@@ -50,7 +50,9 @@ wait_port server 1935 || fail "server listens"
 bg cap nsx mid $HS capture eth0 "$T/mid.raw"
 wait_for 10 grep -q capturing "$T/cap.log" || fail "capture starts"
 
-bg up nsx client $H up 10.78.2.2 1935 "$T/data" 200
+# Not $H (timeout 150): after a long starvation TCP's next retransmission can be a backed-off
+# RTO of a minute or more away; the helper's own socket timeout is 200 s.
+bg up nsx client timeout 300 $HS up 10.78.2.2 1935 "$T/data" 200
 if until_s 60 bash -c "[ \$(ip netns exec $(nsname encC) $qotpctl show --json |
 	/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"peers\"][0][\"stats\"][\"drop_no_key\"])') -ge 3 ]"; then
 	ok "encC drops for want of key ($(stat encC 2 drop_no_key) so far)"

@@ -6,7 +6,7 @@
 #  BER:     about 28% of the 4 KiB blocks carry an error. Key caching discards them at both
 #           ends (counted; the discard rate is checked against the BER), kmsd B refills
 #           encC's encrypt ring during the stream from what survived, and every packet of an
-#           8 s clip published from the client to nginx behind A and played back from the
+#           12 s clip published from the client to nginx behind A and played back from the
 #           client equals the source.
 #  kill -9: during a second stream kmsd B is killed, stays dead 2 s and is restarted. The
 #           kernel never refuses (never sees twice) a block id on any ring, the restarted
@@ -18,6 +18,10 @@
 # qotp-timeout: 900
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
+# A 12 s clip (~1.3 MB), not kms-faults.inc's 8 s: the kill lands once 150 KB passed, as
+# seen by polls that take seconds each in a loaded UML, and what is left of the stream
+# after it must still exceed what encC's ring held (up to dist-target plus a batch).
+SECS=12
 . "$(dirname "$0")/kms-faults.inc"
 RATE=16000000
 BER=0.00001

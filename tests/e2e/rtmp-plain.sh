@@ -32,7 +32,7 @@ ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/s
 # unpublishes (nginx-rtmp sends NetStream.Play.UnpublishNotify, ffmpeg treats it as EOF).
 bg player nsx client ffmpeg -nostdin -loglevel warning -rw_timeout 20000000 \
 	-i rtmp://10.77.2.2/live/test -map 0 -c copy -f framemd5 "$T/play.md5"
-wait_for 60 bash -c "ip netns exec $(nsname server) ss -tnH state established '( sport = :1935 )' | grep -q ."
+check "the player joined stream test at nginx" rtmp_joined "$T/nginx-server/logs/error.log" test
 check "publish the clip from the client at real-time rate" \
 	nsx client ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.77.2.2/live/test
 # The player ends -rw_timeout after the last byte: wait longer than that, in seconds.
