@@ -217,6 +217,25 @@ framemd5_list() {
 	' "$1" | sort -s -k1,1
 }
 
+# packets_match WHAT SRC_MD5 GOT_MD5 [LOG]: one assertion that what was received (GOT_MD5,
+# ffmpeg's framemd5 output) holds every packet of the source (SRC_MD5), with the same
+# sizes and hashes in the same order per media type; on failure, the first differences
+# and the last lines of LOG.
+packets_match() {
+	local nsrc ngot
+	framemd5_list "$2" >"$2.list"
+	framemd5_list "$3" >"$3.list" 2>/dev/null
+	nsrc=$(wc -l <"$2.list")
+	ngot=$(wc -l <"$3.list")
+	if [ "$nsrc" -gt 50 ] && cmp -s "$2.list" "$3.list"; then
+		ok "$1: every packet intact ($ngot/$nsrc, identical hashes)"
+	else
+		fail "$1: got $ngot packets of $nsrc, or hashes differ"
+		diff "$2.list" "$3.list" | head -6 | sed 's/^/       | /'
+		[ -z "${4:-}" ] || tail -5 "$4" | sed 's/^/       | /'
+	fi
+}
+
 # --- Eavesdropper helpers: tshark on the untrusted link.
 
 # capture_start NS IF FILE [FILTER]: start capturing all of IF in NS (or what the capture

@@ -16,15 +16,7 @@ SIZE=400000
 head -c 16M /dev/urandom >"$T/c2s.key"
 head -c 16M /dev/urandom >"$T/s2c.key"
 export QOTP_BLOCK=32768
-check "encC configured" bash -c "ip netns exec $(nsname encC) $qotpctl set ports 1935 mode gateway &&
-	ip netns exec $(nsname encC) $qotpctl peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64"
-check "encS configured" bash -c "ip netns exec $(nsname encS) $qotpctl set ports 1935 mode gateway &&
-	ip netns exec $(nsname encS) $qotpctl peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64"
-check "keys pushed to both ends" bash -c "
-	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key &&
-	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key &&
-	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+dp_keyed
 # Loss between the client and encC too: ACKs encC has seen (and released key for) may
 # then never reach the client, whose retransmissions carry bytes with no key left.
 for i in eth0 eth1; do

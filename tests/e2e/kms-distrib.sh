@@ -91,12 +91,7 @@ check "s->c: what encS encrypts with, encC holds to decrypt" test "$kse" = "$kcd
 check "last ids agree (encC encrypt / encS decrypt)" test \
 	"$(ring encC 2 encrypt last_id)" = "$(ring encS 1 decrypt last_id)"
 check "refilled past the first target (LOW_WATERMARK refills)" test "$co" -gt 524288
-for n in "encC 2" "encS 1"; do
-	for c in drop_csum drop_bad_desc drop_no_desc; do
-		v=$(stat $n $c)
-		[ "$v" = 0 ] && ok "${n% *}: $c = 0" || fail "${n% *}: $c = $v"
-	done
-done
+counters_zero "encC 2" "encS 1" -- drop_csum drop_bad_desc drop_no_desc
 check "no push refused by the kernel" \
 	bash -c "! grep -E 'push (encrypt|decrypt) id' '$T/kmsc.log' '$T/kmss.log'"
 

@@ -84,11 +84,6 @@ for r in "encC 2 encrypt" "encC 2 decrypt" "encS 1 encrypt" "encS 1 decrypt"; do
 done
 check "no push refused in any kmsd log" \
 	bash -c "! grep -E 'push (encrypt|decrypt) id' '$T/kmsa.log' '$T/kmsb.log' '$T/kmsb2.log'"
-for n in "encC 2" "encS 1"; do
-	for c in drop_csum drop_bad_desc drop_no_desc; do
-		v=$(stat $n $c)
-		[ "$v" = 0 ] && ok "${n% *}: $c = 0" || fail "${n% *}: $c = $v"
-	done
-done
+counters_zero "encC 2" "encS 1" -- drop_csum drop_bad_desc drop_no_desc
 note "no-key drops in all: encC $(stat encC 2 drop_no_key), encS $(stat encS 1 drop_no_key)"
 finish

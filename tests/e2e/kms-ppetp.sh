@@ -65,12 +65,7 @@ same_last() {
 		[ "$(ring encS 1 encrypt last_id)" = "$(ring encC 2 decrypt last_id)" ]
 }
 check "same last ids across the pair after the restart" wait_for 30 same_last
-for n in "encC 2" "encS 1"; do
-	for c in drop_csum drop_bad_desc drop_no_desc; do
-		v=$(stat $n $c)
-		[ "$v" = 0 ] && ok "${n% *}: $c = 0" || fail "${n% *}: $c = $v"
-	done
-done
+counters_zero "encC 2" "encS 1" -- drop_csum drop_bad_desc drop_no_desc
 note "transfers: kms-b $(pp kms-b committed) committed, $(pp kms-b latency_ms_per_hop) ms per hop; kms-a relayed $(pp kms-a relayed)"
 
 # Blocks pushed before the kill are released by the kernel afterwards: the restarted kms-c
