@@ -638,10 +638,18 @@ static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
 		}
 		if (plen) {
 			/* SYN data (TCP Fast Open) would need key before the handshake
-			 * proves the peer; refused, the client retries without it. */
-			count(peer, QOTP_STAT_DROP_OTHER);
-			v = V_DROP;
-			goto out;
+			 * proves the peer. The SYN goes on without it: the other side
+			 * acknowledges the SYN alone, and the client sends the data again
+			 * at once, as ordinary segments (a dropped SYN would cost it a
+			 * retransmission timeout). */
+			if (qotp_trim_payload(skb, sg.thoff, sg.hdrlen, sg.pf, 0)) {
+				count(peer, QOTP_STAT_DROP_NOMEM);
+				v = V_DROP;
+				goto out;
+			}
+			count(peer, QOTP_STAT_TRIMMED);
+			plen = 0;
+			changed = true;
 		}
 		if (sg.dir == QOTP_DIR_DECRYPT) {
 			if (skb_ensure_writable(skb, sg.hdrlen)) {
@@ -649,7 +657,7 @@ static enum verdict process(struct qotp_net *qn, struct sk_buff *skb,
 				v = V_DROP;
 				goto out;
 			}
-			changed = qotp_tcp_clamp_mss(skb, sg.thoff);
+			changed |= qotp_tcp_clamp_mss(skb, sg.thoff);
 		}
 	}
 	if (th->fin && !(f->fin & BIT(sg.dir))) {

@@ -7,6 +7,9 @@
 #                                          sent meanwhile, then sha256 hex of data
 #   dp-helpers.py up|down|both ADDR PORT FILE [TIMEOUT]   client; exit 0 iff the bytes
 #                                          arrived exact (both: each way at once)
+#   dp-helpers.py tfo ADDR PORT FILE N     N uploads ("U"), each a new connection opened
+#                                          by TCP Fast Open (sendto MSG_FASTOPEN: after the
+#                                          first, data in the SYN); exit 0 iff all exact
 #   dp-helpers.py capture IF FILE          every frame seen on IF appended to FILE
 #                                          (each as a native u32 length, then the frame)
 #   dp-helpers.py grep FILE [PORT]         exit 0 iff FILE holds the plaintext marker (with
@@ -74,6 +77,7 @@ def serve(addr, port, path):
         data = f.read()
     s = socket.socket(family(addr))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 16)	# used if the sysctl allows
     s.bind((addr, port))
     s.listen(16)
     while True:
@@ -135,6 +139,30 @@ def client(mode, addr, port, path, timeout):
     return 0 if ok else 1
 
 
+def tfo(addr, port, path, n, timeout=60):
+    with open(path, "rb") as f:
+        msg = b"U" + f.read()
+    want = hashlib.sha256(msg[1:]).hexdigest()
+    good = 0
+    for _ in range(n):
+        with socket.socket(family(addr)) as c:
+            # blocking: a socket with a timeout is non-blocking inside, and sendto
+            # would return EINPROGRESS instead of waiting for the handshake
+            sent = c.sendto(msg, socket.MSG_FASTOPEN, (addr, port))
+            c.settimeout(timeout)
+            c.sendall(msg[sent:])
+            c.shutdown(socket.SHUT_WR)
+            got = b""
+            while True:
+                d = c.recv(128)
+                if not d:
+                    break
+                got += d
+            good += got.decode(errors="replace") == want
+    print(f"tfo {addr} {port}: {good} of {n} uploads exact")
+    return 0 if good == n else 1
+
+
 def capture(ifname, path):
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
     s.bind((ifname, 0))
@@ -179,6 +207,8 @@ def main():
         serve(a[1], int(a[2]), a[3])
     elif a[0] in ("up", "down", "both"):
         return client(a[0], a[1], int(a[2]), a[3], float(a[4]) if len(a) > 4 else 120)
+    elif a[0] == "tfo":
+        return tfo(a[1], int(a[2]), a[3], int(a[4]))
     elif a[0] == "capture":
         capture(a[1], a[2])
     elif a[0] == "grep":
