@@ -85,6 +85,18 @@ def serve(addr, port, path):
         threading.Thread(target=serve_one, args=(c, data), daemon=True).start()
 
 
+def upload_verdict(c):
+    """After an "U" upload: end it, and return the hex digest the server sends back."""
+    c.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        d = c.recv(128)
+        if not d:
+            break
+        got += d
+    return got.decode(errors="replace")
+
+
 def client(mode, addr, port, path, timeout):
     with open(path, "rb") as f:
         data = f.read()
@@ -93,14 +105,7 @@ def client(mode, addr, port, path, timeout):
     c = socket.create_connection((addr, port), timeout=timeout)
     if mode == "up":
         c.sendall(b"U" + data)
-        c.shutdown(socket.SHUT_WR)
-        got = b""
-        while True:
-            d = c.recv(128)
-            if not d:
-                break
-            got += d
-        ok = got.decode(errors="replace") == want
+        ok = upload_verdict(c) == want
         n = len(data)
     elif mode == "both":
         t = threading.Thread(target=c.sendall, args=(b"B" + data,))
@@ -151,14 +156,7 @@ def tfo(addr, port, path, n, timeout=60):
             sent = c.sendto(msg, socket.MSG_FASTOPEN, (addr, port))
             c.settimeout(timeout)
             c.sendall(msg[sent:])
-            c.shutdown(socket.SHUT_WR)
-            got = b""
-            while True:
-                d = c.recv(128)
-                if not d:
-                    break
-                got += d
-            good += got.decode(errors="replace") == want
+            good += upload_verdict(c) == want
     print(f"tfo {addr} {port}: {good} of {n} uploads exact")
     return 0 if good == n else 1
 

@@ -11,9 +11,7 @@
 
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
 dp_topo
-head -c 4M /dev/urandom >"$T/c2s.key"
-head -c 4M /dev/urandom >"$T/s2c.key"
-dp_keyed
+dp_keyed 4M
 for n in client server; do
 	check "$n: TCP Fast Open on (client and server)" nsx $n sysctl -qw net.ipv4.tcp_fastopen=3
 done

@@ -17,9 +17,7 @@
 
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
 dp_topo
-head -c 8M /dev/urandom >"$T/c2s.key"
-head -c 8M /dev/urandom >"$T/s2c.key"
-dp_keyed
+dp_keyed 8M
 for i in eth0 eth1; do
 	nsx mid tc qdisc add dev $i root netem delay 5ms 2ms loss 2% reorder 10% 50%
 done
