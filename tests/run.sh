@@ -5,7 +5,8 @@
 #   unit     cmocka unit tests of kms/ built with ASan + UBSan (one result per test case)
 #   fuzz     every libFuzzer target for FUZZ_SECONDS (default 15) seconds
 #   kunit    qotp_test.ko's KUnit suites inside UML (one result per KTAP test case)
-#   e2e      tests/e2e/*.sh, each in its own UML boot (one result per [ OK ]/[FAIL] line)
+#   e2e      tests/e2e/*.sh, each in its own UML boot (one result per [ OK ]/[FAIL] line),
+#            E2E_JOBS at once (default: CPU count, at most 4)
 #   integ    tests/integ/*.sh on the host, loopback only (likewise)
 # and ends with the line "N passed, N failed" (", N skipped" when some were skipped).
 #
@@ -24,7 +25,7 @@ pattern=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-k) pattern=$2; shift 2 ;;
-	-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) sections+=("$1"); shift ;;
 	esac
 done
@@ -167,22 +168,67 @@ script_timeout() {
 	echo "$limit"
 }
 
+# How many e2e scripts run at once: E2E_JOBS, default the host's CPU count, at most 4. Each
+# boots its own UML kernel (its own network namespaces, /tmp and module), so they share
+# nothing but the host's CPUs; 1 runs them one after another.
+e2e_jobs=${E2E_JOBS:-$(nproc)}
+[[ "$e2e_jobs" =~ ^[1-9][0-9]*$ ]] || { echo "tests/run.sh: E2E_JOBS='$e2e_jobs' is not a positive number" >&2; exit 2; }
+[ -n "${E2E_JOBS:-}" ] || [ "$e2e_jobs" -le 4 ] || e2e_jobs=4
+
+# One script, its log and its exit status in $logs/KIND-NAME.{log,rc}.
+run_one() {
+	local kind=$1 t=$2 log=$3 limit rc
+	limit=$(script_timeout "$t" "$kind")
+	if [ "$kind" = e2e ]; then
+		scripts/uml-run.sh --timeout "$limit" -- "$t" >"$log" 2>&1
+	else
+		QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1
+	fi
+	rc=$?
+	echo "$rc" >"${log%.log}.rc"
+}
+
+# Scripts run longest time limit first (the long ones are the stream tests), so that with
+# several jobs the last to finish is a short one; each is tallied as it ends.
 run_scripts() {
-	local kind=$1 t name log rc limit
-	for t in tests/"$kind"/*.sh; do
+	local kind=$1 jobs=1 t name log pid started
+	local -A name_of=() log_of=() start_of=()
+	[ "$kind" = e2e ] && jobs=$e2e_jobs
+	[ "$kind" = e2e ] && printf '  (%d at a time)\n' "$jobs"
+	local ordered=()
+	mapfile -t ordered < <(for t in tests/"$kind"/*.sh; do
 		[ -x "$t" ] || continue
 		name=$(basename "$t" .sh)
 		[ -z "$pattern" ] || [[ "$name" == *"$pattern"* ]] || continue
-		log=$logs/$kind-$name.log
-		printf '  ....  %s/%s\n' "$kind" "$name"
-		limit=$(script_timeout "$t" "$kind")
-		if [ "$kind" = e2e ]; then
-			scripts/uml-run.sh --timeout "$limit" -- "$t" >"$log" 2>&1
-		else
-			QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1
-		fi
-		rc=$?
+		printf '%s %s\n' "$(script_timeout "$t" "$kind")" "$t"
+	done | sort -k1,1nr -k2,2 -s | cut -d' ' -f2-)
+	finish_one() {
+		local pid=$1 rc
+		name=${name_of[$pid]}
+		log=${log_of[$pid]}
+		rc=$(cat "${log%.log}.rc" 2>/dev/null) || rc=125
+		printf '  ....  %s/%s ended after %d s\n' "$kind" "$name" $(( $(date +%s) - ${start_of[$pid]} ))
 		tally_script "$kind/$name" "$log" "$rc"
+		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]"
+	}
+	for t in "${ordered[@]}"; do
+		while [ ${#name_of[@]} -ge "$jobs" ]; do
+			wait -n -p pid
+			finish_one "$pid"
+		done
+		name=$(basename "$t" .sh)
+		log=$logs/$kind-$name.log
+		rm -f "${log%.log}.rc"
+		printf '  ....  %s/%s\n' "$kind" "$name"
+		started=$(date +%s)
+		run_one "$kind" "$t" "$log" &
+		name_of[$!]=$name
+		log_of[$!]=$log
+		start_of[$!]=$started
+	done
+	while [ ${#name_of[@]} -gt 0 ]; do
+		wait -n -p pid
+		finish_one "$pid"
 	done
 }
 
