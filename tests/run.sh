@@ -25,7 +25,7 @@ pattern=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-k) pattern=$2; shift 2 ;;
-	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) sections+=("$1"); shift ;;
 	esac
 done
