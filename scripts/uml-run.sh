@@ -61,6 +61,8 @@ setsid "$kdir/linux" mem="$mem" rootfstype=hostfs rootflags=/ rw \
 	con=null con0=null,fd:1 quiet loglevel=4 panic=-1 \
 	</dev/null >"$console" 2>&1 &
 pid=$!
+# Stopped: take the kernel and every process of its session down too.
+trap 'kill -KILL -- "-$pid" 2>/dev/null; [ -z "${tailpid:-}" ] || kill "$tailpid" 2>/dev/null; exit 143' TERM INT HUP
 # Live console on a terminal. Otherwise (the test runner, CI) print, once the kernel has
 # exited, the command's output as init saved it to a host file: no line can be lost to a
 # console reader that stopped too early, and none is printed twice.

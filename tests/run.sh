@@ -177,16 +177,23 @@ e2e_jobs=${E2E_JOBS:-$(nproc)}
 
 # One script, its log and its exit status in $logs/KIND-NAME.{log,rc}.
 run_one() {
-	local kind=$1 t=$2 log=$3 limit rc
+	local kind=$1 t=$2 log=$3 limit rc child
 	limit=$(script_timeout "$t" "$kind")
 	if [ "$kind" = e2e ]; then
-		scripts/uml-run.sh --timeout "$limit" -- "$t" >"$log" 2>&1
+		scripts/uml-run.sh --timeout "$limit" -- "$t" >"$log" 2>&1 &
 	else
-		QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1
+		QOTP_TOP=$top QOTP_BIN=$top/build/kms timeout --kill-after=10 "$limit" "$t" >"$log" 2>&1 &
 	fi
+	child=$!
+	# Stopped (the runner was): stop the test too, which stops its UML kernel.
+	trap 'kill -TERM $child 2>/dev/null; wait $child; exit 143' TERM
+	wait $child
 	rc=$?
 	echo "$rc" >"${log%.log}.rc"
 }
+
+# Stopped or interrupted: stop the scripts still running, not leave them behind.
+trap 'trap - TERM INT; kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT
 
 # Scripts run longest time limit first (the long ones are the stream tests), so that with
 # several jobs the last to finish is a short one; each is tallied as it ends.
