@@ -12,6 +12,7 @@
 #define QOTP_OPT_EXID		0x514f	/* "QO" */
 #define QOTP_OPT_VERSION	1
 #define QOTP_OPT_F_TWO		0x01	/* a second descriptor follows the first */
+#define QOTP_OPT_F_STRIDE	0x02	/* runs continue into the next block ids */
 #define QOTP_OPT_F_MASK		0x0f	/* flag bits of version 1; others must be zero */
 
 #define QOTP_OPT_LEN1		19	/* option length with one descriptor */
@@ -19,11 +20,15 @@
 /* Header growth of an encrypted segment: the option plus NOP padding to 32 bits. This is
  * what SYN/SYN-ACK MSS options are clamped by. */
 #define QOTP_OPT_SPACE		28
-#define QOTP_RUN_MAX		32768	/* a run never crosses a key block */
+#define QOTP_RUN_MAX		32768	/* largest block, offset bound, Δseq without stride */
+#define QOTP_DSEQ_MAX_STRIDE	65535	/* Δseq bound with F_STRIDE */
+#define QOTP_BLK_STRIDE_LIMIT	(1ULL << 48)	/* with F_STRIDE blk₀ is 48 bits */
 
 /*
  * One run: the byte at TCP sequence number x, for x from @seq on (until the next run),
- * was encrypted with byte @off + (x - @seq) of key block @blk.
+ * was encrypted with key byte p = @off + (x - @seq) of block @blk; with a stride S (the
+ * descriptor's F_STRIDE), with byte p % S of block @blk + p / S: the run goes on into
+ * the following block ids, every one of them S bytes long.
  */
 struct qotp_run {
 	u32 seq;
@@ -33,8 +38,25 @@ struct qotp_run {
 
 struct qotp_desc {
 	unsigned int n;			/* 1 or 2 */
+	u32 stride;			/* 0, or S: both runs continue into blocks of S bytes */
 	struct qotp_run run[2];		/* run[1].seq after run[0].seq */
 };
+
+/* Block and offset of the key byte for sequence number @seq of run @r (@seq at or after
+ * its start, before the next run; (@seq - @r->seq) + @r->off below 2^32). */
+static inline void qotp_run_pos(const struct qotp_run *r, u32 stride, u32 seq, u64 *blk,
+				u32 *off)
+{
+	u32 p = r->off + (seq - r->seq);
+
+	if (stride) {
+		*blk = r->blk + p / stride;
+		*off = p % stride;
+	} else {
+		*blk = r->blk;
+		*off = p;
+	}
+}
 
 /* Encoded bytes, NOP padded to a multiple of 4; returns the padded length, or -ERANGE
  * when @d cannot be represented (see the wire format's limits). */

@@ -61,13 +61,110 @@ static void enc_release_all(struct qotp_flow *f)
 	f->enc.nspans = 0;
 }
 
-int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 len,
-		      struct qotp_desc *d, struct qotp_kpiece pc[2])
+/*
+ * Does span @s continue the run that span @prev (before it in the stream) ends? Either
+ * the next bytes of the same block, or, with @chain, the first bytes of the block with the
+ * next id when @prev used its block to the end and both blocks have the same length (the
+ * stride of wire-format.md).
+ */
+static bool span_follows(const struct qotp_key_ref *prev, u32 prev_end,
+			 const struct qotp_key_ref *s, u32 soff, bool chain)
 {
-	u32 end = seq + len, pos, lastoff = 0;
+	if (s->block_id == prev->block_id)
+		return s->offset + soff == prev_end;
+	return chain && s->block_id == prev->block_id + 1 && s->offset + soff == 0 &&
+	       prev_end == prev->blk_len && s->blk_len == prev->blk_len;
+}
+
+/* The span holding stream byte @seq (reserved: head <= seq < nxt). New data is at the
+ * tail, retransmissions near the head: search from the tail. */
+static struct qotp_span *span_at(struct qotp_flow *f, u32 seq)
+{
 	struct qotp_span *s;
-	unsigned int n = 0;
-	u64 lastblk = 0;
+
+	list_for_each_entry_reverse(s, &f->enc.spans, node)
+		if (!after(s->seq, seq))
+			break;
+	return s;
+}
+
+/*
+ * With a stride S every run of the descriptor is read as going on into blocks of S bytes
+ * (wire-format.md), also one that stays in its block: that one is read right only if its
+ * block is no longer than S or its bytes stay below offset S. @first_len: the length of
+ * each run's first block; @end: where the last run ends.
+ */
+static bool stride_fits(const struct qotp_desc *d, const u32 *first_len, u32 end)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->n; i++) {
+		u32 rend = i + 1 < d->n ? d->run[i + 1].seq : end;
+
+		if (first_len[i] > d->stride && d->run[i].off + (rend - d->run[i].seq) > d->stride)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Runs and key pieces of reserved bytes [@seq, @end), at most two runs and
+ * QOTP_MAX_KPIECES pieces; with @chain, runs go on into the next block ids where they can.
+ * -E2BIG when more are needed (@d and @pc then hold what fits), -EAGAIN when a chain made
+ * a run read wrong (try without), else 0.
+ */
+static int map_runs(struct qotp_flow *f, u32 seq, u32 end, struct qotp_desc *d,
+		    struct qotp_kpiece *pc, unsigned int *np, bool chain)
+{
+	struct qotp_span *s = span_at(f, seq), *prev = NULL;
+	u32 pos, prev_end = 0, first_len[2] = {};
+	unsigned int n = 0, p = 0;
+	int err = 0;
+
+	d->stride = 0;
+	for (pos = seq; pos != end; s = list_next_entry(s, node)) {
+		u32 soff = pos - s->seq, k = min(end - pos, s->ref.len - soff);
+		u32 koff = s->ref.offset + soff;
+
+		if (prev && span_follows(&prev->ref, prev_end, &s->ref, soff, false)) {
+			pc[p - 1].len += k;
+		} else if (prev && p < QOTP_MAX_KPIECES && d->run[0].blk < QOTP_BLK_STRIDE_LIMIT &&
+			   (!d->stride || d->stride == s->ref.blk_len) &&
+			   span_follows(&prev->ref, prev_end, &s->ref, soff, chain)) {
+			d->stride = s->ref.blk_len;
+			pc[p].key = s->ref.key + soff;
+			pc[p].len = k;
+			p++;
+		} else {
+			if (n == 2 || p == QOTP_MAX_KPIECES) {
+				err = -E2BIG;
+				break;
+			}
+			pc[p].key = s->ref.key + soff;
+			pc[p].len = k;
+			p++;
+			d->run[n].seq = pos;
+			d->run[n].blk = s->ref.block_id;
+			d->run[n].off = koff;
+			first_len[n] = s->ref.blk_len;
+			n++;
+		}
+		prev = s;
+		prev_end = koff + k;
+		pos += k;
+	}
+	d->n = n;
+	*np = p;
+	if (d->stride && !stride_fits(d, first_len, pos))
+		return -EAGAIN;
+	return err;
+}
+
+int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 len,
+		      struct qotp_desc *d, struct qotp_kpiece *pc, unsigned int *np)
+{
+	u32 end = seq + len;
+	struct qotp_span *s;
 	int err;
 
 	if (!f->enc.init) {
@@ -95,79 +192,69 @@ int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 
 		f->enc.nspans++;
 		f->enc.nxt += s->ref.len;
 	}
-	/* New data is at the tail, retransmissions near the head: search from the tail. */
-	list_for_each_entry_reverse(s, &f->enc.spans, node)
-		if (!after(s->seq, seq))
-			break;
-	for (pos = seq; pos != end; s = list_next_entry(s, node)) {
-		u32 soff = pos - s->seq, k = min(end - pos, s->ref.len - soff);
-		u32 koff = s->ref.offset + soff;
-
-		/* Spans adjacent in the stream and in one block form one run. */
-		if (n && s->ref.block_id == lastblk && koff == lastoff) {
-			pc[n - 1].len += k;
-		} else {
-			if (n == 2) {
-				d->n = 2;	/* what the first two runs cover */
-				return -E2BIG;
-			}
-			pc[n].key = s->ref.key + soff;
-			pc[n].len = k;
-			d->run[n].seq = pos;
-			d->run[n].blk = s->ref.block_id;
-			d->run[n].off = koff;
-			n++;
-		}
-		lastblk = s->ref.block_id;
-		lastoff = koff + k;
-		pos += k;
-	}
-	d->n = n;
-	return 0;
+	err = map_runs(f, seq, end, d, pc, np, true);
+	if (err == -EAGAIN)	/* blocks of mixed lengths: no chains then */
+		err = map_runs(f, seq, end, d, pc, np, false);
+	return err;
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_enc_map);
 
-/* Run boundaries a GSO packet is cut at most at; more and it goes segment by segment. */
+/* Key boundaries a GSO packet is cut at most at; more and it goes segment by segment. */
 #define CHUNK_MAX_BOUNDS	64
+
+/* Does a piece length of @l bytes keep every piece within two runs and QOTP_MAX_KPIECES
+ * key pieces? @b: offsets of key boundaries inside the packet, @run: whether each starts
+ * a new run (else a run goes on into the next block). */
+static bool chunk_fits(const u32 *b, const bool *run, unsigned int nb, u32 l)
+{
+	unsigned int i, runs = 0, pieces = 0;
+	u32 piece = U32_MAX;
+
+	for (i = 0; i < nb; i++) {
+		if (b[i] / l != piece) {
+			piece = b[i] / l;
+			runs = 0;
+			pieces = 0;
+		}
+		if (!(b[i] % l))
+			continue;	/* starts the piece: its first run and key piece */
+		runs += run[i];
+		pieces++;
+		if (runs > 1 || pieces >= QOTP_MAX_KPIECES)
+			return false;
+	}
+	return true;
+}
 
 u32 qotp_flow_enc_chunk(struct qotp_flow *f, u32 seq, u32 len, u32 mss)
 {
-	u32 end = seq + len, b[CHUNK_MAX_BOUNDS], lastoff = 0, k, l, i;
+	u32 end = seq + len, b[CHUNK_MAX_BOUNDS], prev_end = 0, k;
+	bool run[CHUNK_MAX_BOUNDS];
+	struct qotp_span *s, *prev = NULL;
 	unsigned int nb = 0;
-	struct qotp_span *s;
-	bool first = true;
-	u64 lastblk = 0;
 
 	if (!mss || len <= mss || !f->enc.init || before(seq, f->enc.head) ||
 	    after(end, f->enc.nxt))
 		return mss;
-	list_for_each_entry_reverse(s, &f->enc.spans, node)
-		if (!after(s->seq, seq))
-			break;
-	/* Offsets from @seq at which a new run starts (the first run's start excluded). */
-	for (; &s->node != &f->enc.spans && before(s->seq, end); s = list_next_entry(s, node)) {
-		u32 from = after(seq, s->seq) ? seq : s->seq;
-		u32 koff = s->ref.offset + (from - s->seq);
+	/* Offsets from @seq at which the key moves to another block or run (the start
+	 * excluded), as map_runs() sees them. */
+	for (s = span_at(f, seq); &s->node != &f->enc.spans && before(s->seq, end);
+	     s = list_next_entry(s, node)) {
+		u32 soff = after(seq, s->seq) ? seq - s->seq : 0;
 
-		if (!first && !(s->ref.block_id == lastblk && koff == lastoff)) {
+		if (prev && !span_follows(&prev->ref, prev_end, &s->ref, soff, false)) {
 			if (nb == CHUNK_MAX_BOUNDS)
 				return mss;
-			b[nb++] = from - seq;
+			run[nb] = !span_follows(&prev->ref, prev_end, &s->ref, soff, true);
+			b[nb++] = s->seq + soff - seq;
 		}
-		first = false;
-		lastblk = s->ref.block_id;
-		lastoff = s->ref.offset + s->ref.len;
+		prev = s;
+		prev_end = s->ref.offset + s->ref.len;
 	}
-	/* The largest piece, a multiple of @mss, such that no piece from @seq on holds two
-	 * run starts strictly inside it: then each needs at most two runs. */
-	for (k = len / mss; k > 1; k--) {
-		l = k * mss;
-		for (i = 0; i + 1 < nb; i++)
-			if (b[i] % l && b[i] / l == b[i + 1] / l)
-				break;
-		if (i + 1 >= nb)
-			return l;
-	}
+	/* The largest piece, a multiple of @mss, that fits everywhere from @seq on. */
+	for (k = len / mss; k > 1; k--)
+		if (chunk_fits(b, run, nb, k * mss))
+			return k * mss;
 	return mss;
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_enc_chunk);
@@ -192,13 +279,20 @@ void qotp_flow_enc_ack(struct qotp_flow *f, struct qotp_ring *ring, u32 ack)
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_enc_ack);
 
-static int dec_insert(struct qotp_flow *f, const struct qotp_run *r)
+/* Remember run @r (stride @stride) as the key of bytes up to @end; a run learnt before
+ * from the same start names the same key, so it only grows. */
+static int dec_insert(struct qotp_flow *f, const struct qotp_run *r, u32 stride, u32 end)
 {
 	struct qotp_drun *e, *n;
 
 	list_for_each_entry_reverse(e, &f->dec.runs, node) {
-		if (e->r.seq == r->seq)
+		if (e->r.seq == r->seq) {
+			if (after(end, e->end))
+				e->end = end;
+			if (!e->stride)
+				e->stride = stride;
 			return 0;
+		}
 		if (before(e->r.seq, r->seq))
 			break;
 	}
@@ -208,6 +302,8 @@ static int dec_insert(struct qotp_flow *f, const struct qotp_run *r)
 	if (!n)
 		return -ENOMEM;
 	n->r = *r;
+	n->stride = stride;
+	n->end = end;
 	list_add(&n->node, &e->node);	/* after e, or first when e is the list head */
 	f->dec.nruns++;
 	return 0;
@@ -223,10 +319,16 @@ int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 star
 		f->dec.lo_valid = true;
 	}
 
+	/* Each run is remembered for the bytes of [start, end) it decrypted, and only for
+	 * those: the same start may go on differently elsewhere (another segment's run
+	 * may stay in its block where this one went on into the next). */
 	for (i = 0; i < d->n; i++) {
-		if (f->dec.rel_valid && !after(end, f->dec.rel))
-			break;
-		err = dec_insert(f, &d->run[i]);
+		u32 rend = i + 1 < d->n && before(d->run[i + 1].seq, end) ? d->run[i + 1].seq : end;
+		u32 rstart = after(start, d->run[i].seq) ? start : d->run[i].seq;
+
+		if (!before(rstart, rend) || (f->dec.rel_valid && !after(rend, f->dec.rel)))
+			continue;
+		err = dec_insert(f, &d->run[i], d->stride, rend);
 		if (err)
 			return err;
 	}
@@ -238,27 +340,48 @@ int qotp_flow_dec_learn(struct qotp_flow *f, const struct qotp_desc *d, u32 star
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_flow_dec_learn);
 
-/* Releases the key of bytes [from, to) through the runs that cover them, then forgets
- * the runs wholly before @to. */
+/* Releases the key of bytes [@x0, @x1) of run @e, block by block. */
+static void dec_release_run(struct qotp_flow *f, struct qotp_ring *ring,
+			    const struct qotp_drun *e, u32 x0, u32 x1)
+{
+	struct qotp_key_ref ref;
+	u32 off, n;
+	u64 blk;
+
+	while (x0 != x1) {
+		qotp_run_pos(&e->r, e->stride, x0, &blk, &off);
+		n = e->stride ? min(x1 - x0, e->stride - off) : x1 - x0;
+		if (!qotp_ring_lookup(ring, blk, off, n, &ref)) {
+			qotp_stat_add(f->peer, QOTP_STAT_KEY_USED, n);
+			qotp_ring_release(ring, &ref, n);
+		}
+		x0 += n;
+	}
+}
+
+/*
+ * Releases the key of bytes [from, to) through the runs that decrypted them, each byte
+ * once (runs learnt from different segments may overlap: the first covering a byte
+ * releases it), then forgets the runs whose bytes are all before @to. A NULL @ring only
+ * forgets.
+ */
 static void dec_release(struct qotp_flow *f, struct qotp_ring *ring, u32 from, u32 to)
 {
 	struct qotp_drun *e, *tmp;
+	u32 pos = from;
 
 	list_for_each_entry_safe(e, tmp, &f->dec.runs, node) {
-		bool last = list_is_last(&e->node, &f->dec.runs);
-		u32 rend = last ? to : list_next_entry(e, node)->r.seq;
-		u32 x0 = after(from, e->r.seq) ? from : e->r.seq;
-		u32 x1 = before(rend, to) ? rend : to;
-		struct qotp_key_ref ref;
+		u32 x0 = after(pos, e->r.seq) ? pos : e->r.seq;
+		u32 x1 = before(e->end, to) ? e->end : to;
 
 		if (!before(e->r.seq, to))
 			break;
-		if (before(x0, x1) && ring &&
-		    !qotp_ring_lookup(ring, e->r.blk, e->r.off + (x0 - e->r.seq), x1 - x0, &ref)) {
-			qotp_stat_add(f->peer, QOTP_STAT_KEY_USED, x1 - x0);
-			qotp_ring_release(ring, &ref, x1 - x0);
+		if (before(x0, x1)) {
+			if (ring)
+				dec_release_run(f, ring, e, x0, x1);
+			pos = x1;
 		}
-		if (!last && !after(rend, to)) {
+		if (!after(e->end, to)) {
 			list_del(&e->node);
 			kfree(e);
 			f->dec.nruns--;

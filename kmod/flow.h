@@ -25,6 +25,9 @@
 #define QOTP_FLOW_MAX_SPANS	4096	/* unacknowledged key spans of one direction */
 #define QOTP_FLOW_FALLBACK_MAX	4096	/* when qn->max_flows is 0 */
 #define QOTP_FLOW_MAX_GAP	(16U << 20)	/* bytes reserved ahead of a gap */
+/* Key pieces one descriptor's runs may span (a run going on into the next blocks is one
+ * piece per block): a 64 KiB packet over 4 KiB blocks needs 17 or 18. */
+#define QOTP_MAX_KPIECES	24
 
 struct qotp_flow_key {
 	union {
@@ -45,6 +48,8 @@ struct qotp_span {
 struct qotp_drun {
 	struct list_head node;
 	struct qotp_run r;
+	u32 stride;		/* the descriptor's, 0 for none */
+	u32 end;		/* bytes from r.seq to here were decrypted with it */
 };
 
 struct qotp_flow {
@@ -116,21 +121,24 @@ void qotp_flows_end_peer(struct qotp_flow_table *ft, struct qotp_peer *peer);
 
 /*
  * Key for bytes [@seq, @seq + @len) toward the peer: reserves what is new from @ring,
- * and fills @d with the runs (at most two) and @pc with the matching key pieces.
+ * and fills @d with the runs (at most two; where blocks of equal length follow each other
+ * in id order, a run goes on into the next ones: @d->stride) and @pc with the matching key
+ * pieces, *@np of them (at most QOTP_MAX_KPIECES).
  * Bytes skipped between the last reservation and @seq (a segment we dropped, or lost
  * before us) get their key reserved too, in stream order, for when they come.
  * -ENOKEY: ring empty (what was reserved stays for the retransmission); -E2BIG: more
- * than two runs (segment it, or cut it: @d and @pc then hold the first two runs, which
- * cover @pc[0].len + @pc[1].len bytes from @seq); -ESTALE: bytes whose key was already
- * released; -ERANGE:
- * implausibly far ahead; -ENOSPC: too many unacknowledged spans; -ENOMEM.
+ * than two runs or QOTP_MAX_KPIECES pieces (segment it, or cut it: @d and @pc then hold
+ * the first runs, which cover the bytes of the *@np pieces from @seq); -ESTALE: bytes
+ * whose key was already released; -ERANGE: implausibly far ahead; -ENOSPC: too many
+ * unacknowledged spans; -ENOMEM.
  */
 int qotp_flow_enc_map(struct qotp_flow *f, struct qotp_ring *ring, u32 seq, u32 len,
-		      struct qotp_desc *d, struct qotp_kpiece pc[2]);
+		      struct qotp_desc *d, struct qotp_kpiece *pc, unsigned int *np);
 /*
  * For a GSO packet of bytes [@seq, @seq + @len) whose key qotp_flow_enc_map() reserved but
- * could not describe in two runs: the largest multiple of @mss (the packet's gso_size) such
- * that the packet cut into pieces of that size from @seq needs at most two runs per piece.
+ * could not describe in one option: the largest multiple of @mss (the packet's gso_size) such
+ * that the packet cut into pieces of that size from @seq needs at most two runs and
+ * QOTP_MAX_KPIECES key pieces per piece.
  * @mss when nothing larger works.
  */
 u32 qotp_flow_enc_chunk(struct qotp_flow *f, u32 seq, u32 len, u32 mss);

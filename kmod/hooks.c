@@ -252,13 +252,13 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 {
 	struct qotp_peer *peer = f->peer;
 	struct qotp_ring *ring = peer->ring[QOTP_DIR_ENCRYPT];
-	struct qotp_kpiece pc[2];
+	struct qotp_kpiece pc[QOTP_MAX_KPIECES];
 	struct qotp_desc d;
 	u8 opt[QOTP_OPT_SPACE];
-	unsigned int sack_cut;
+	unsigned int sack_cut, np, i;
 	int olen, grow, err;
 
-	err = qotp_flow_enc_map(f, ring, seq, plen, &d, pc);
+	err = qotp_flow_enc_map(f, ring, seq, plen, &d, pc, &np);
 	switch (err) {
 	case 0:
 		break;
@@ -270,18 +270,25 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 	case -E2BIG:
 		if (skb_is_gso(skb)) {
 			/* Cut it into GSO packets of whole segments that two runs each
-			 * describe, not into single segments: fewer, larger packets. */
+			 * describe (QOTP_MAX_KPIECES pieces), not into single segments:
+			 * fewer, larger packets. */
 			sg->chunk = qotp_flow_enc_chunk(f, seq, plen, skb_shinfo(skb)->gso_size);
+			/* ... and that stay within 64 KiB with the option (BIG TCP). */
+			while (sg->chunk > skb_shinfo(skb)->gso_size &&
+			       sg->hdrlen - skb_network_offset(skb) + sg->chunk + QOTP_OPT_SPACE >
+			       IP_MAX_MTU)
+				sg->chunk -= skb_shinfo(skb)->gso_size;
 			return V_SEGMENT;
 		}
 		/* A retransmission TCP built from several segments whose key lies in more
-		 * than two runs: send what the first two describe. */
-		if (qotp_trim_payload(skb, sg->thoff, sg->hdrlen, sg->pf, pc[0].len + pc[1].len)) {
+		 * than two runs (or blocks than one option may name): send what fits. */
+		for (plen = 0, i = 0; i < np; i++)
+			plen += pc[i].len;
+		if (qotp_trim_payload(skb, sg->thoff, sg->hdrlen, sg->pf, plen)) {
 			count(peer, QOTP_STAT_DROP_NOMEM);
 			return V_DROP;
 		}
 		count(peer, QOTP_STAT_TRIMMED);
-		plen = pc[0].len + pc[1].len;
 		break;
 	case -ESTALE:
 		/* Bytes whose key is gone: the peer side acknowledged them, so this is a
@@ -306,16 +313,18 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
 	}
+	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO (and a run's
+	 * Δseq is at most 65535): cut a packet that the option could take past 64 KiB (BIG
+	 * TCP's larger ones too) in two halves of whole segments, each needing at most the
+	 * runs and blocks of the whole. */
+	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + QOTP_OPT_SPACE > IP_MAX_MTU) {
+		sg->chunk = DIV_ROUND_UP(skb_shinfo(skb)->gso_segs, 2) * skb_shinfo(skb)->gso_size;
+		return V_SEGMENT;
+	}
 	olen = qotp_desc_encode(&d, opt, sizeof(opt));
 	if (olen < 0) {
 		count(peer, QOTP_STAT_DROP_OTHER);
 		return V_DROP;
-	}
-	/* IPv4 total length and IPv6 payload length are 16 bits, also for GSO: cut it in
-	 * two halves of whole segments (each needs at most the two runs of the whole). */
-	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + olen > IP_MAX_MTU) {
-		sg->chunk = DIV_ROUND_UP(skb_shinfo(skb)->gso_segs, 2) * skb_shinfo(skb)->gso_size;
-		return V_SEGMENT;
 	}
 	grow = qotp_tcp_add_opt(skb, sg->thoff, opt, olen, sg->pf, &sack_cut);
 	if (grow < 0) {
@@ -324,7 +333,7 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 	}
 	if (sack_cut)
 		count(peer, QOTP_STAT_SACK_CUT);
-	err = qotp_xor_skb(skb, sg->hdrlen + grow, plen, pc, d.n);
+	err = qotp_xor_skb(skb, sg->hdrlen + grow, plen, pc, np);
 	if (err) {
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
@@ -339,17 +348,28 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 	return V_ACCEPT;
 }
 
+/* Key refs a decrypt holds at once; a segment whose runs span more blocks (a GRO packet
+ * over small blocks) is XORed in several passes. */
+#define DEC_BATCH	8
+
+static void put_refs(struct qotp_key_ref *ref, unsigned int n)
+{
+	while (n--)
+		qotp_key_ref_put(&ref[n]);
+}
+
 static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const struct seg *sg,
 			    u32 seq, u32 plen)
 {
 	struct qotp_peer *peer = f->peer;
 	struct qotp_ring *ring = peer->ring[QOTP_DIR_DECRYPT];
 	const struct tcphdr *th = (const struct tcphdr *)(skb->data + sg->thoff);
-	struct qotp_key_ref ref[2] = {};
-	struct qotp_kpiece pc[2];
+	struct qotp_key_ref ref[DEC_BATCH] = {};
+	struct qotp_kpiece pc[DEC_BATCH];
 	struct qotp_desc d;
-	u32 x0 = seq, end = seq + plen, b;
-	unsigned int np = 0, i;
+	u32 x0 = seq, end = seq + plen, b, done, n, koff;
+	unsigned int np = 0, pieces = 0, i;
+	u64 blk;
 	u32 skip;
 	int err;
 
@@ -372,30 +392,45 @@ static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		count(peer, QOTP_STAT_DROP_BAD_DESC);
 		return V_DROP;
 	}
-	while (x0 != end) {
-		struct qotp_run *r = &d.run[i];
-
-		b = (i == 0 && d.n == 2 && before(d.run[1].seq, end)) ? d.run[1].seq : end;
-		err = ring ? qotp_ring_lookup(ring, r->blk, r->off + (x0 - r->seq), b - x0,
-					      &ref[np]) : -ENOKEY;
-		if (err)
-			goto fail;
-		pc[np].key = ref[np].key;
-		pc[np].len = b - x0;
-		np++;
-		x0 = b;
-		i++;
-	}
 	if (skb_ensure_writable(skb, sg->hdrlen)) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	err = qotp_xor_skb(skb, sg->hdrlen + skip, plen - skip, pc, np);
-	for (i = 0; i < np; i++)
-		qotp_key_ref_put(&ref[i]);
-	if (err) {
 		count(peer, QOTP_STAT_DROP_NOMEM);
 		return V_DROP;
+	}
+	done = x0;
+	while (x0 != end) {
+		const struct qotp_run *r = &d.run[i];
+
+		b = (i == 0 && d.n == 2 && before(d.run[1].seq, end)) ? d.run[1].seq : end;
+		/* [x0, b) in run i: one key piece per block it reaches. */
+		while (x0 != b) {
+			qotp_run_pos(r, d.stride, x0, &blk, &koff);
+			n = d.stride ? min(b - x0, d.stride - koff) : b - x0;
+			err = ring ? qotp_ring_lookup(ring, blk, koff, n, &ref[np]) : -ENOKEY;
+			/* A run going on into the next block: every block S bytes long,
+			 * and no more of them than an encryptor names for one packet. */
+			if (!err && d.stride && (ref[np].blk_len != d.stride ||
+						 ++pieces > QOTP_MAX_KPIECES)) {
+				qotp_key_ref_put(&ref[np]);
+				err = -ERANGE;
+			}
+			if (err)
+				goto fail;
+			pc[np].key = ref[np].key;
+			pc[np].len = n;
+			np++;
+			x0 += n;
+			if (np == DEC_BATCH || x0 == end) {
+				err = qotp_xor_skb(skb, sg->hdrlen + (done - seq), x0 - done, pc, np);
+				put_refs(ref, np);
+				np = 0;
+				done = x0;
+				if (err) {
+					count(peer, QOTP_STAT_DROP_NOMEM);
+					return V_DROP;
+				}
+			}
+		}
+		i++;
 	}
 	err = qotp_flow_dec_learn(f, &d, seq + skip, end);
 	if (err) {
@@ -410,8 +445,7 @@ static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 	qotp_stat_add(peer, QOTP_STAT_DEC_BYTES, plen);
 	return V_ACCEPT;
 fail:
-	for (i = 0; i < np; i++)
-		qotp_key_ref_put(&ref[i]);
+	put_refs(ref, np);
 	if (err == -ENOKEY) {
 		count(peer, QOTP_STAT_DROP_NO_KEY);
 		if (ring)

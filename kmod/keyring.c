@@ -365,6 +365,7 @@ int qotp_ring_reserve(struct qotp_ring *ring, u32 want, struct qotp_key_ref *ref
 	ref->block_id = blk->id;
 	ref->offset = blk->reserved;
 	ref->len = n;
+	ref->blk_len = blk->len;
 	ref->key = blk->key + blk->reserved;
 	refcount_inc(&blk->ref);
 	blk->reserved += n;
@@ -399,6 +400,7 @@ int qotp_ring_lookup(struct qotp_ring *ring, u64 block_id, u32 offset, u32 len,
 	ref->block_id = blk->id;
 	ref->offset = offset;
 	ref->len = len;
+	ref->blk_len = blk->len;
 	ref->key = blk->key + offset;
 	return 0;
 }

@@ -24,6 +24,7 @@ struct qotp_key_ref {
 	u64 block_id;
 	u32 offset;		/* of the span inside the block */
 	u32 len;
+	u32 blk_len;		/* length of the whole block */
 	const u8 *key;		/* first key byte of the span; valid while the ref is held */
 };
 

@@ -45,6 +45,23 @@ static const struct desc_vec vectors[] = {
 			   0x80, 0x00, 0x00, 0x00, 0x00, 0xc8 },
 		.len = 28,
 	},
+	{
+		.name = "one run going on into blocks of 4096 bytes",
+		.d = { .n = 1, .stride = 4096,
+		       .run = { { 0x01020304, 0x334455667788ULL, 0x0102 } } },
+		.bytes = { 0x01, 0xfd, 0x13, 0x51, 0x4f, 0x12, 0x01, 0x02, 0x03, 0x04, 0x0f,
+			   0xff, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x01, 0x02 },
+		.len = 20,
+	},
+	{
+		.name = "two runs, stride 32768, second run 65535 bytes on",
+		.d = { .n = 2, .stride = 32768,
+		       .run = { { 0xffff0000, 5, 0x7fff }, { 0xffffffff, 7, 0x0010 } } },
+		.bytes = { 0x01, 0x01, 0x01, 0xfd, 0x19, 0x51, 0x4f, 0x13, 0xff, 0xff, 0x00,
+			   0x00, 0x7f, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00, 0x05, 0x7f, 0xff,
+			   0xff, 0xff, 0x00, 0x02, 0x00, 0x10 },
+		.len = 28,
+	},
 };
 
 static void desc_eq(struct kunit *test, const struct qotp_desc *a, const struct qotp_desc *b)
@@ -52,6 +69,7 @@ static void desc_eq(struct kunit *test, const struct qotp_desc *a, const struct 
 	unsigned int i;
 
 	KUNIT_ASSERT_EQ(test, a->n, b->n);
+	KUNIT_EXPECT_EQ(test, a->stride, b->stride);
 	for (i = 0; i < a->n; i++) {
 		KUNIT_EXPECT_EQ(test, a->run[i].seq, b->run[i].seq);
 		KUNIT_EXPECT_EQ(test, a->run[i].blk, b->run[i].blk);
@@ -110,7 +128,8 @@ struct bad_vec {
 static const struct bad_vec bad[] = {
 	{ "version 0", 4, 0x01 },
 	{ "version 2", 4, 0x21 },
-	{ "reserved flag", 4, 0x13 },
+	{ "reserved flag", 4, 0x15 },
+	{ "reserved flag 0x08", 4, 0x19 },
 	{ "length 25 without F_TWO", 4, 0x10 },
 	{ "length 19 with F_TWO", 1, 19 },
 	{ "length past the option space", 1, 26 },
@@ -151,6 +170,29 @@ static void desc_malformed(struct kunit *test)
 	memcpy(two, good, 25);
 	memcpy(two + 25, good, 25);
 	KUNIT_EXPECT_EQ(test, qotp_desc_parse(two, 50, &d), -EBADMSG);
+	/* With F_STRIDE (vector 4, no padding): a stride above 32768, offsets not below it. */
+	{
+		const u8 *sg = vectors[4].bytes + 3;
+		u8 sb[25];
+
+		KUNIT_ASSERT_EQ(test, qotp_desc_parse(sg, 25, &d), 0);
+		KUNIT_EXPECT_EQ(test, d.run[0].blk, 5ULL);
+		memcpy(sb, sg, 25);
+		sb[9] = 0x80;	/* stride 32769 */
+		sb[10] = 0x00;
+		KUNIT_EXPECT_EQ(test, qotp_desc_parse(sb, 25, &d), -EBADMSG);
+		memcpy(sb, sg, 25);
+		sb[9] = 0x00;	/* stride 16: offset 0x10 of run 1 is not below it */
+		sb[10] = 0x0f;
+		sb[17] = 0;
+		sb[18] = 0;
+		KUNIT_EXPECT_EQ(test, qotp_desc_parse(sb, 25, &d), -EBADMSG);
+		sb[10] = 0x10;	/* stride 17: it is */
+		KUNIT_EXPECT_EQ(test, qotp_desc_parse(sb, 25, &d), 0);
+		KUNIT_EXPECT_EQ(test, d.stride, 17U);
+		sb[4] = 0x11;	/* the same bytes without F_STRIDE: Δseq 65535 is too far */
+		KUNIT_EXPECT_EQ(test, qotp_desc_parse(sb, 25, &d), -EBADMSG);
+	}
 	/* ExID only, no version byte. */
 	KUNIT_EXPECT_EQ(test, qotp_desc_parse((const u8[]){ 0xfd, 4, 0x51, 0x4f }, 4, &d),
 			-EBADMSG);
@@ -173,6 +215,25 @@ static void desc_unrepresentable(struct kunit *test)
 	d.run[1].off = 0;
 	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, 27), -ERANGE);
 	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), 28);
+	/* With a stride: Δseq up to 65535, offsets below the stride, stride <= 32768. */
+	d.stride = 4096;
+	d.run[1].seq = 65535;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), 28);
+	d.run[1].seq = 65536;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), -ERANGE);
+	d.run[1].seq = 100;
+	d.run[1].off = 4096;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), -ERANGE);
+	d.run[1].off = 0;
+	d.stride = 32769;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), -ERANGE);
+	d.stride = 4096;
+	d.run[0].blk = QOTP_BLK_STRIDE_LIMIT;	/* 48 bits for the block id with a stride */
+	d.run[1].blk = d.run[0].blk + 1;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), -ERANGE);
+	d.run[0].blk--;
+	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), 28);
+	d.stride = 0;
 	d.n = 3;
 	KUNIT_EXPECT_EQ(test, qotp_desc_encode(&d, buf, sizeof(buf)), -ERANGE);
 }
@@ -186,14 +247,19 @@ static void desc_roundtrip_random(struct kunit *test)
 		u8 buf[QOTP_OPT_SPACE];
 		int len;
 
+		u32 offmax;
+
 		d.n = 1 + (get_random_u32() & 1);
+		d.stride = get_random_u32() & 1 ? 1 + get_random_u32() % QOTP_RUN_MAX : 0;
+		offmax = d.stride ?: QOTP_RUN_MAX;
 		d.run[0].seq = get_random_u32();
-		d.run[0].blk = get_random_u64() >> 1;
-		d.run[0].off = get_random_u32() % QOTP_RUN_MAX;
+		d.run[0].blk = get_random_u64() >> (d.stride ? 16 : 1);
+		d.run[0].off = get_random_u32() % offmax;
 		if (d.n == 2) {
-			d.run[1].seq = d.run[0].seq + 1 + get_random_u32() % QOTP_RUN_MAX;
+			d.run[1].seq = d.run[0].seq + 1 +
+				       get_random_u32() % (d.stride ? QOTP_DSEQ_MAX_STRIDE : QOTP_RUN_MAX);
 			d.run[1].blk = d.run[0].blk + (get_random_u32() & 0xffff);
-			d.run[1].off = get_random_u32() % QOTP_RUN_MAX;
+			d.run[1].off = get_random_u32() % offmax;
 		}
 		len = qotp_desc_encode(&d, buf, sizeof(buf));
 		KUNIT_ASSERT_EQ(test, len, d.n == 2 ? 28 : 20);

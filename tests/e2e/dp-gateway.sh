@@ -95,6 +95,14 @@ if $H grep "$T/mid1.raw"; then
 else
 	ok "no plaintext marker on the middle link (1935)"
 fi
+# Every data segment on 1935 carries a descriptor, and runs go on into the next block
+# (F_STRIDE, wire-format.md): with 32 KiB blocks and a single flow per direction, a segment
+# or TSO packet crossing a block boundary has one run with a stride, not two runs.
+read -r _ nseg _ nopt _ nstride _ biggest <<<"$($HS descs "$T/mid1.raw" 1935)"
+[ "${nseg:-0}" -gt 0 ] && [ "$nopt" = "$nseg" ] && ok "every data segment on 1935 has a descriptor ($nseg)" ||
+	fail "data segments on 1935: ${nseg:-?}, with a descriptor: ${nopt:-?}"
+[ "${nstride:-0}" -gt 0 ] && ok "runs go on into the next block: $nstride segments, up to $biggest bytes" ||
+	fail "no segment with a stride (F_STRIDE) among ${nopt:-?}"
 [ "$(stat encC 2 enc_bytes)" -ge $((2 * SIZE)) ] && ok "encC counted its encrypted bytes" ||
 	fail "encC enc_bytes $(stat encC 2 enc_bytes) < $((2 * SIZE))"
 [ "$(stat encS 1 dec_bytes)" -ge $((2 * SIZE)) ] && ok "encS counted its decrypted bytes" ||

@@ -14,6 +14,10 @@
 #                                          (each as a native u32 length, then the frame)
 #   dp-helpers.py grep FILE [PORT]         exit 0 iff FILE holds the plaintext marker (with
 #                                          PORT: in the payload of a TCP segment from or to it)
+#   dp-helpers.py descs FILE PORT          TCP segments with payload from or to PORT in FILE:
+#                                          prints "segments N option O stride S biggest B"
+#                                          (O: with a qotp option; S: of those, with F_STRIDE;
+#                                          B: the largest payload with F_STRIDE)
 import hashlib
 import os
 import socket
@@ -171,8 +175,9 @@ def capture(ifname, path):
             out.write(struct.pack("I", len(d)) + d)
 
 
-def tcp_payloads(path, port):
-    """TCP payloads from or to @port in a capture file (Ethernet frames, IPv4/IPv6)."""
+def tcp_segments(path, port):
+    """(TCP header, payload) of segments from or to @port in a capture file (Ethernet
+    frames, IPv4/IPv6)."""
     with open(path, "rb") as f:
         data = f.read()
     o = 0
@@ -194,7 +199,48 @@ def tcp_payloads(path, port):
             continue
         sport, dport = struct.unpack_from("!HH", tcp, 0)
         if port in (sport, dport):
-            yield tcp[(tcp[12] >> 4) * 4:]
+            h = (tcp[12] >> 4) * 4
+            yield tcp[:h], tcp[h:]
+
+
+def tcp_payloads(path, port):
+    """TCP payloads from or to @port in a capture file."""
+    return (p for _, p in tcp_segments(path, port))
+
+
+def qotp_flags(th):
+    """The flags nibble of the qotp option (kind 253, ExID 0x514f) in TCP header @th, or
+    None when it has none."""
+    i = 20
+    while i < len(th):
+        kind = th[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(th) or th[i + 1] < 2:
+            break
+        if kind == 253 and th[i + 1] >= 5 and th[i + 2:i + 4] == b"\x51\x4f":
+            return th[i + 4] & 15
+        i += th[i + 1]
+    return None
+
+
+def descs(path, port):
+    n = opt = stride = biggest = 0
+    for th, pay in tcp_segments(path, port):
+        if not pay:
+            continue
+        n += 1
+        f = qotp_flags(th)
+        if f is None:
+            continue
+        opt += 1
+        if f & 2:
+            stride += 1
+            biggest = max(biggest, len(pay))
+    print(f"segments {n} option {opt} stride {stride} biggest {biggest}")
 
 
 def main():
@@ -209,6 +255,8 @@ def main():
         return tfo(a[1], int(a[2]), a[3], int(a[4]))
     elif a[0] == "capture":
         capture(a[1], a[2])
+    elif a[0] == "descs":
+        descs(a[1], int(a[2]))
     elif a[0] == "grep":
         if len(a) > 2:
             return 0 if any(MARKER in p for p in tcp_payloads(a[1], int(a[2]))) else 1
