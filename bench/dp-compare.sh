@@ -155,6 +155,11 @@ carried() {
 	esac
 }
 
+# Packets (skbs: a GSO packet counts once) the middle router received from encC: how many
+# pieces the upload crossed the untrusted link in, which sets the per-packet work of every
+# hop after the encryptor. Not timed, so the load does not move it.
+midpkts() { nsx mid cat /sys/class/net/eth0/statistics/rx_packets; }
+
 # flows N BYTES_EACH: prints Mbit/s, or nothing when the transfer was not exact.
 flows() {
 	nsx client "$probe" flows $SRV 1935 "$1" "$2" 120 >"$T/flows.out" 2>&1
@@ -232,9 +237,11 @@ for ((r = 1; r <= rounds; r++)); do
 			[[ $v == qotp* ]] && keys $((bytes + bytes / 16 + (1 << 20))) $((1 << 20))
 			[ -n "${QOTP_BENCH_DEBUG:-}" ] && { date; free -m; nsx encC "$qotpctl" show; } >&2
 			c0=$(carried $v)
+			p0=$(midpkts)
 			# tcpprobe marks its timed interval for the host's CPU sampler.
 			m=$(QOTP_BENCH_CPULABEL="tput $v $s $r" flows "$s" $((bytes / s)))
 			c1=$(carried $v)
+			p1=$(midpkts)
 			if [ -z "$m" ]; then
 				fail "tput $v $s streams round $r: transfer not exact"
 				continue
@@ -242,6 +249,7 @@ for ((r = 1; r <= rounds; r++)); do
 			[ $v != plain ] && [ $((c1 - c0)) -lt "$bytes" ] &&
 				fail "tput $v: only $((c1 - c0)) bytes went through $v"
 			echo "CSV tput,$v,$s,$r,$m"
+			echo "CSV tputpkts,$v,$s,$r,$((p1 - p0))"
 			note "round $r: $v, $s stream(s): $m Mbit/s"
 			took[$v]=$((took[$v] + 1))
 		done

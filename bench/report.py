@@ -136,6 +136,8 @@ recs = [line[4:].split(",") for line in dp.splitlines() if line.startswith("CSV 
 tput = [(r[1], int(r[2]), int(r[3]), float(r[4])) for r in recs if r[0] == "tput"]
 # Host CPU seconds the whole UML spent on each of those transfers (bench/dp-compare-run.sh).
 tcpu = [(r[1], int(r[2]), int(r[3]), float(r[4])) for r in recs if r[0] == "tputcpu"]
+# Packets (skbs) the middle router received from encC during each of those transfers.
+tpkts = [(r[1], int(r[2]), int(r[3]), float(r[4])) for r in recs if r[0] == "tputpkts"]
 
 
 def blocks(v):
@@ -208,6 +210,12 @@ plot '%s' using 2:xtic(1) title '1 stream', '' using 3 title '%d streams'
                  (sn, "".join(" | %s" % blocks(v) for v in variants if v.startswith("qotp:"))),
                  " | ".join("%.3f" % x if x is not None else "-" for x in
                             [col(v, 2, s) for v in variants if v.startswith("qotp")]))
+        if tpkts:
+            qv = [v for v in variants if v.startswith("qotp")]
+            pk = [per_round(tpkts, v, s) for v in qv]
+            info("packets over the middle link, qotp / plain, %s: 4 KiB%s blocks" %
+                 (sn, "".join(" | %s" % blocks(v) for v in qv if v != "qotp")),
+                 " | ".join("%.2f" % x if x is not None else "-" for x in pk))
         info("throughput WireGuard | IPsec ESP / plain, %s (no SIMD in UML)" % sn,
              " | ".join("%.3f" % x if x is not None else "-" for x in
                         (col("wg", 1, s), col("ipsec", 1, s))))
