@@ -205,8 +205,9 @@ enum qotp_stat {
 	QOTP_STAT_STALE,		/* toward the peer, bytes whose key is released (the
 					 * peer side acknowledged them): sent on as a pure ACK,
 					 * the payload dropped */
-	QOTP_STAT_TRIMMED,		/* cut to the bytes two key runs describe
-					 * (toward the peer), or a SYN's data cut off
+	QOTP_STAT_TRIMMED,		/* cut to the bytes one descriptor describes
+					 * (two key runs, 24 key blocks; toward the
+					 * peer), or a SYN's data cut off
 					 * (TCP Fast Open); TCP sends the rest again */
 	QOTP_STAT_SACK_CUT,		/* toward the peer, SACK blocks left out to make
 					 * room for the descriptor */
