@@ -38,7 +38,7 @@ kdir=$("$top/scripts/uml-kernel.sh" "$flavour") || exit 1
 mkdir -p "$top/build/uml-run"
 run=${keep:-$(mktemp -d "$top/build/uml-run/run.XXXXXX")}
 mkdir -p "$run"
-rm -f "$run/rc" "$run/dmesg" "$run/kmemleak" "$run/output"
+rm -f "$run/rc" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
 {
 	printf 'exec'
 	printf ' %q' "$@"
@@ -77,6 +77,13 @@ timed_out=0
 while kill -0 "$pid" 2>/dev/null; do
 	if [ "$(date +%s)" -ge "$deadline" ]; then
 		timed_out=1
+		# Out of time: init inside records what every process is waiting on
+		# (tests/uml/init.sh, hang_watch), given up to 30 s, printed below.
+		: >"$run/hang-request"
+		for _ in $(seq 30); do
+			[ -e "$run/hang" ] || ! kill -0 "$pid" 2>/dev/null && break
+			sleep 1
+		done
 		kill -KILL -- "-$pid" 2>/dev/null
 		break
 	fi
@@ -98,6 +105,10 @@ kill -KILL -- "-$pid" 2>/dev/null
 status=
 if [ $timed_out -eq 1 ]; then
 	echo "uml-run: TIMEOUT after ${timeout}s: $*" >&2
+	if [ -s "$run/hang" ]; then
+		echo "uml-run: at the timeout, inside the kernel:" >&2
+		sed 's/^/uml-run:   /' "$run/hang" | head -n 400 >&2
+	fi
 	status=124
 elif [ ! -f "$run/rc" ]; then
 	echo "uml-run: the kernel stopped before the command finished (see $console)" >&2

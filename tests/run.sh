@@ -58,7 +58,7 @@ tally_script() {
 	done < <(grep -aE '^\[( OK |FAIL|SKIP)\] ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
 		case $rc in
-		124) flunk "$name: timed out" ;;
+		124) flunk "$name: timed out"; showlog "$log" 150; return ;;
 		125) flunk "$name: kernel report involving qotp, or the kernel died" ;;
 		*) flunk "$name: exited with status $rc" ;;
 		esac

@@ -68,6 +68,9 @@ rcu >"$T/base.log"
 { rcu; start; umlirq | grep -v signals_trace; } >"$T/lockdep-other.log"
 { rcu; echo "[    2.000000] qotp: loaded"; echo "[    2.100000]     ok 1 qotp_keyring"; } >"$T/after.log"
 { rcu; kasan; } >"$T/bad.log"
+dumpstart() { echo "[  420.000000] qotp-uml: timed out, state dump follows"; }
+{ rcu; start; dumpstart; refcount; } >"$T/dump.log"
+{ rcu; start; refcount; dumpstart; } >"$T/dump-after.log"
 printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] 0xffffffffa0001234\n    [<000000002>] 0xffffffffa0005678\n' >"$T/leak-unloaded"
 printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] kmalloc_trace+0x26/0x60\n    [<000000002>] qotp_peer_add+0x60/0x200 [qotp]\n' >"$T/leak-qotp"
 printf 'unreferenced object 0x000000006d1f2e40 (size 64):\n  backtrace:\n    [<000000001>] kmalloc_trace+0x26/0x60\n    [<000000002>] setup_arch+0x60/0x200\n' >"$T/leak-base"
@@ -84,4 +87,6 @@ if $kr "$T/lockdep-other.log" 2>/dev/null; then fail "hardirq-context lockdep wa
 if $kr "$T/base.log" "$T/leak-qotp" 2>/dev/null; then fail "kmemleak object from qotp not caught"; else ok "kmemleak object allocated by qotp fails the run"; fi
 if $kr "$T/base.log" "$T/leak-unloaded" 2>/dev/null; then fail "leak from an unloaded module not caught"; else ok "kmemleak object with only unresolved frames (unloaded module) fails the run"; fi
 check "kmemleak object of the base kernel passes" $kr "$T/base.log" "$T/leak-base"
+check "reports of a timed-out run's state dump are not read" $kr "$T/dump.log"
+if $kr "$T/dump-after.log" 2>/dev/null; then fail "report before a state dump not caught"; else ok "a report logged before the state dump still fails the run"; fi
 finish

@@ -31,6 +31,34 @@ fi
 # kreports.py needs this line to tell the test apart from the boot.
 echo "qotp-uml: init ready, running test" | tee /dev/kmsg
 
+# Asked by scripts/uml-run.sh once this kernel has run out of time (it creates
+# $QOTP_RUN/hang-request and waits a little before killing it): record where every process
+# is waiting, so that a timeout, in CI above all, says more than "timed out". Walking
+# other tasks' stacks trips KASAN on UML (a false stack-out-of-bounds): the marker line
+# tells scripts/kreports.py that reports after it are the dump's, not the test's.
+hang_watch() {
+	local p cmd
+	while [ ! -e "$QOTP_RUN/hang-request" ]; do sleep 1; done
+	echo "qotp-uml: timed out, state dump follows" >/dev/kmsg
+	{
+		echo "== $(cut -d' ' -f1 /proc/uptime) s after boot: processes (kernel threads if blocked)"
+		ps -eo pid,ppid,stat,etimes,args --sort=pid |
+			awk 'NR == 1 || ($1 != 2 && $2 != 2) || $3 ~ /^D/'
+		for p in /proc/[0-9]*; do
+			# Kernel threads have no command line; SysRq w below shows the blocked ones.
+			cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-100)
+			[ -n "$cmd" ] || continue
+			echo "== ${p#/proc/} $cmd"
+			cat "$p/stack" 2>/dev/null
+		done
+		echo w >/proc/sysrq-trigger 2>/dev/null
+		echo "== kernel log since the test began"
+		dmesg | sed -n '/qotp-uml: init ready/,$p'
+	} >"$QOTP_RUN/hang.tmp" 2>&1
+	mv "$QOTP_RUN/hang.tmp" "$QOTP_RUN/hang"
+}
+hang_watch &
+
 rc=0
 if [ -r "$QOTP_RUN/cmd" ]; then
 	cd "$(cat "$QOTP_RUN/cwd" 2>/dev/null || echo /)"
