@@ -456,6 +456,20 @@ fail:
 	return V_DROP;
 }
 
+#if IS_ENABLED(CONFIG_KUNIT)
+VISIBLE_IF_KUNIT bool qotp_decrypt_seg(struct qotp_flow *f, struct sk_buff *skb,
+				       unsigned int thoff, u8 pf)
+{
+	const struct tcphdr *th = (const struct tcphdr *)(skb->data + thoff);
+	const struct seg sg = {
+		.pf = pf, .dir = QOTP_DIR_DECRYPT, .thoff = thoff, .hdrlen = thoff + th->doff * 4,
+	};
+
+	return decrypt(f, skb, &sg, ntohl(th->seq), skb->len - sg.hdrlen) == V_ACCEPT;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_decrypt_seg);
+#endif
+
 /*
  * An ICMP "fragmentation needed" / ICMPv6 "packet too big" about a segment our side sent
  * toward a peer on a protected port: the MTU it reports was measured on the encrypted

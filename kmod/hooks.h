@@ -27,6 +27,11 @@ int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff, unsigned int hdrl
  * piece again numbers on; never writes memory a clone shares. Returns the list of pieces
  * (@skb itself if it is no GSO packet; NULL if none could be made); consumes @skb. */
 struct sk_buff *qotp_gso_cut(struct sk_buff *skb, unsigned int thoff, u8 pf, u32 chunk);
+struct qotp_flow;
+/* What the hook does with a segment arriving from @f's peer (linear, its network header
+ * at skb->data, TCP header at @thoff): true if it is decrypted and passed on, false if
+ * it is dropped (and counted). */
+bool qotp_decrypt_seg(struct qotp_flow *f, struct sk_buff *skb, unsigned int thoff, u8 pf);
 #endif
 
 /* Lowers a SYN's MSS option by QOTP_OPT_SPACE (not below 536 - QOTP_OPT_SPACE); true if

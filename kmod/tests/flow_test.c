@@ -4,17 +4,20 @@
  * byte depends on its sequence number only (retransmission with other boundaries, across
  * the 2^32 wrap), descriptors name at most two runs, key is released exactly once when the
  * bytes are acknowledged (encrypt and decrypt side), starvation keeps what was reserved.
+ * The decryptor refuses forged strides (a bad descriptor, never a wrong key).
  * The flow is used bare (no table); its peer is a stub holding the rings and counters.
  */
 #include "dp_test.h"
 #include <linux/slab.h>
 #include <linux/percpu.h>
+#include <linux/ip.h>
 #include <net/tcp.h>
 
 #include "../qotp.h"
 #include "../keyring.h"
 #include "../netlink.h"
 #include "../flow.h"
+#include "../hooks.h"
 
 MODULE_IMPORT_NS(EXPORTED_FOR_KUNIT_TESTING);
 
@@ -574,6 +577,113 @@ static void flow_dec_release_stride(struct kunit *test)
 	fctx_done(c);
 }
 
+static u64 stat(struct fctx *c, enum qotp_stat s)
+{
+	u64 n = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		n += per_cpu_ptr(c->peer.stats, cpu)->v[s];
+	return n;
+}
+
+/* An IPv4 segment from the peer carrying descriptor @d and the @plen bytes @payload. */
+static struct sk_buff *peer_seg(struct kunit *test, const struct qotp_desc *d, u32 seq,
+				const u8 *payload, u32 plen)
+{
+	unsigned int hl = sizeof(struct iphdr) + sizeof(struct tcphdr);
+	struct sk_buff *skb;
+	struct iphdr *iph;
+	struct tcphdr *th;
+	u8 opt[32];
+	int olen;
+
+	olen = qotp_desc_encode(d, opt, sizeof(opt));
+	KUNIT_ASSERT_GT(test, olen, 0);
+	skb = alloc_skb(hl + olen + plen, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, skb);
+	skb_reset_network_header(skb);
+	iph = skb_put_zero(skb, sizeof(*iph));
+	iph->version = 4;
+	iph->ihl = 5;
+	iph->ttl = 64;
+	iph->protocol = IPPROTO_TCP;
+	iph->tot_len = htons(hl + olen + plen);
+	iph->saddr = htonl(0x0a000101);
+	iph->daddr = htonl(0x0a000201);
+	skb_set_transport_header(skb, sizeof(*iph));
+	th = skb_put_zero(skb, sizeof(*th));
+	th->source = htons(1935);
+	th->dest = htons(40000);
+	th->seq = htonl(seq);
+	th->ack_seq = htonl(1);
+	th->ack = 1;
+	th->window = htons(1024);
+	th->doff = (sizeof(*th) + olen) / 4;
+	skb_put_data(skb, opt, olen);
+	skb_put_data(skb, payload, plen);
+	return skb;
+}
+
+/*
+ * Forged strides, which no encryptor sends: a run that reaches a block of another length
+ * than its stride S (shorter or longer), or more than QOTP_MAX_KPIECES blocks, is dropped
+ * as a bad descriptor, never decrypted with whatever key lies there. The same descriptors
+ * over blocks of length S, up to QOTP_MAX_KPIECES of them (several XOR batches), decrypt.
+ */
+static void flow_dec_forged_stride(struct kunit *test)
+{
+	static const struct {
+		const char *what;
+		u32 len0, len1, nblk;	/* block 1 of len0 bytes, then nblk - 1 of len1 */
+		u32 stride, off, plen;
+		bool pass;
+	} cases[] = {
+		{ "next block shorter", 4096, 2048, 2, 4096, 4000, 200, false },
+		{ "next block longer", 2048, 4096, 2, 2048, 2000, 200, false },
+		{ "blocks of length S", 4096, 4096, 2, 4096, 4000, 200, true },
+		{ "one block too many", 64, 64, QOTP_MAX_KPIECES + 2, 64, 0,
+		  (QOTP_MAX_KPIECES + 1) * 64, false },
+		{ "as many blocks as allowed", 64, 64, QOTP_MAX_KPIECES + 2, 64, 0,
+		  QOTP_MAX_KPIECES * 64, true },
+	};
+	const u32 seq = 0xfffffe00;	/* across the 2^32 wrap too */
+	unsigned int i, j, hdrlen;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct fctx *c = fctx_new(test);
+		struct qotp_desc d = { .n = 1, .stride = cases[i].stride,
+				       .run[0] = { .seq = seq, .blk = 1, .off = cases[i].off } };
+		u32 plen = cases[i].plen;
+		u8 *pt = kunit_kmalloc(test, plen, GFP_KERNEL);
+		u8 *ct = kunit_kmalloc(test, plen, GFP_KERNEL);
+		struct sk_buff *skb;
+		bool passed;
+
+		KUNIT_ASSERT_TRUE(test, pt && ct);
+		push_len(test, c, QOTP_DIR_DECRYPT, 1, cases[i].len0);
+		push_len(test, c, QOTP_DIR_DECRYPT, cases[i].nblk - 1, cases[i].len1);
+		desc_key(&d, seq, plen, ct);
+		for (j = 0; j < plen; j++) {
+			pt[j] = (u8)(j * 13 + 5);
+			ct[j] ^= pt[j];
+		}
+		skb = peer_seg(test, &d, seq, ct, plen);
+		hdrlen = skb->len - plen;
+		passed = qotp_decrypt_seg(&c->f, skb, sizeof(struct iphdr), NFPROTO_IPV4);
+		KUNIT_EXPECT_EQ_MSG(test, passed, cases[i].pass, "%s", cases[i].what);
+		KUNIT_EXPECT_EQ_MSG(test, stat(c, QOTP_STAT_DROP_BAD_DESC), cases[i].pass ? 0 : 1,
+				    "%s", cases[i].what);
+		if (cases[i].pass) {
+			KUNIT_EXPECT_EQ_MSG(test, stat(c, QOTP_STAT_DEC_BYTES), (u64)plen, "%s",
+					    cases[i].what);
+			KUNIT_EXPECT_MEMEQ(test, skb->data + hdrlen, pt, plen);
+		}
+		kfree_skb(skb);
+		fctx_done(c);
+	}
+}
+
 static struct kunit_case flow_cases[] = {
 	KUNIT_CASE(flow_same_bytes_same_key),
 	KUNIT_CASE(flow_release_after_ack),
@@ -586,6 +696,7 @@ static struct kunit_case flow_cases[] = {
 	KUNIT_CASE(flow_gso_chunk_two_runs),
 	KUNIT_CASE(flow_gso_chunk_pieces),
 	KUNIT_CASE(flow_dec_release_stride),
+	KUNIT_CASE(flow_dec_forged_stride),
 	{}
 };
 
