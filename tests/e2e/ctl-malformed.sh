@@ -6,7 +6,8 @@
 #                case (wrong types and lengths, unknown attributes and flag bits, absurd
 #                sizes, missing attributes, reused ids): each must be refused with an errno
 #                and an extack message, and the state read back must not change.
-#   netns "fuzz": random and mutated requests for FUZZ_SECONDS (default 30).
+#   netns "fuzz": random and mutated requests for QOTP_FUZZ_SECONDS (default 30; only
+#                QOTP_* variables reach the script inside UML).
 #   Then both namespaces are deleted with keys still in their rings, the module is
 #   unloaded, and kmemleak must hold nothing of qotp. KASAN, lockdep and WARN reports
 #   fail the run through scripts/uml-run.sh.
@@ -31,7 +32,7 @@ report() {
 
 # Process substitution, not a pipe: report must count in this shell.
 report < <(nsx mal python3 "$genl" malformed 2>&1)
-report < <(nsx fuzz python3 "$genl" fuzz "${FUZZ_SECONDS:-30}" 2>&1)
+report < <(nsx fuzz python3 "$genl" fuzz "${QOTP_FUZZ_SECONDS:-30}" 2>&1)
 
 # Namespaces go with keys in their rings; then the module with the init netns's state.
 ip netns del "$(nsname mal)" && ip netns del "$(nsname fuzz)"
