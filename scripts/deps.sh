@@ -14,6 +14,7 @@ PKGS=(
 	openssl
 	# end-to-end and benchmark components
 	iproute2 iputils-ping nftables iptables ethtool procps psmisc util-linux wireguard-tools
+	gdb
 	nginx-light libnginx-mod-rtmp ffmpeg rtmpdump tshark iperf3 socat
 	python3 gnuplot-nox imagemagick
 )

@@ -72,6 +72,8 @@ if [ -t 1 ]; then
 	tailpid=$!
 fi
 
+# Host CPU time (centiseconds at the usual USER_HZ of 100) the kernel process has used.
+kernel_cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0; }
 deadline=$(( $(date +%s) + timeout ))
 timed_out=0
 while kill -0 "$pid" 2>/dev/null; do
@@ -80,10 +82,22 @@ while kill -0 "$pid" 2>/dev/null; do
 		# Out of time: init inside records what every process is waiting on
 		# (tests/uml/init.sh, hang_watch), given up to 30 s, printed below.
 		: >"$run/hang-request"
+		cpu0=$(kernel_cpu)
 		for _ in $(seq 30); do
 			[ -e "$run/hang" ] || ! kill -0 "$pid" 2>/dev/null && break
 			sleep 1
 		done
+		# No answer: the kernel itself is stuck (UML has been seen spinning in its
+		# vmalloc purge, Documentation/performance.md "The stalled bench"). Its guest
+		# functions are ordinary frames of the host process: show where it is.
+		if [ ! -e "$run/hang" ] && kill -0 "$pid" 2>/dev/null; then
+			{
+				echo "init inside did not answer in 30 s; the kernel process used" \
+					"$(( $(kernel_cpu) - cpu0 )) of those 3000 centiseconds of host CPU;" \
+					"where it is (gdb):"
+				timeout 30 gdb -p "$pid" -batch -ex "bt 40" 2>&1 | grep '^#'
+			} >"$run/hang" 2>&1
+		fi
 		kill -KILL -- "-$pid" 2>/dev/null
 		break
 	fi
