@@ -76,6 +76,7 @@ fi
 kernel_cpu() { awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null || echo 0; }
 deadline=$(( $(date +%s) + timeout ))
 timed_out=0
+stalled=0
 while kill -0 "$pid" 2>/dev/null; do
 	if [ "$(date +%s)" -ge "$deadline" ]; then
 		timed_out=1
@@ -97,6 +98,7 @@ while kill -0 "$pid" 2>/dev/null; do
 					"where it is (gdb):"
 				timeout 30 gdb -p "$pid" -batch -ex "bt 40" 2>&1 | grep '^#'
 			} >"$run/hang" 2>&1
+			grep -q ' in __purge_vmap_area_lazy ' "$run/hang" && stalled=1
 		fi
 		kill -KILL -- "-$pid" 2>/dev/null
 		break
@@ -123,6 +125,9 @@ if [ $timed_out -eq 1 ]; then
 		echo "uml-run: at the timeout, inside the kernel:" >&2
 		sed 's/^/uml-run:   /' "$run/hang" | head -n 400 >&2
 	fi
+	# tests/run.sh runs a script once more on this line, and only on it.
+	[ $stalled -eq 0 ] || echo "uml-run: STALL: the UML kernel spins in its vmalloc purge" \
+		"(a UML fault, Documentation/performance.md \"The stalled bench\")" >&2
 	status=124
 elif [ ! -f "$run/rc" ]; then
 	echo "uml-run: the kernel stopped before the command finished (see $console)" >&2
