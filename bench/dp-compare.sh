@@ -38,6 +38,11 @@ tvariants=${QOTP_BENCH_VARIANTS:-plain qotp qotp:32768 wg ipsec}	# tput and rr; 
 kblk=4096	# key block size pushed: qotpctl's and qkdsimd's default
 SRV=10.78.2.2
 
+# A qotp transfer's key (bytes + 1/16 + 1 MiB, pushed beforehand) must fit one ring
+# (ring-max below): with less, the transfer starves, correctly, and the bench would wait
+# for it until its time limit.
+[ $((bytes + bytes / 16 + (1 << 20))) -le $((1 << 30)) ] ||
+	{ fail "QOTP_BENCH_BYTES=$bytes: its key would not fit a 1 GiB ring (at most 962 MiB)"; finish; }
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
 # For a host-side profile (perf on the UML process): where qotp.ko's code lies.
 [ -n "${QOTP_BENCH_DEBUG:-}" ] && echo "qotp .text $(cat /sys/module/qotp/sections/.text)" >&2
