@@ -47,16 +47,18 @@ hang_watch() {
 		echo "== $(cut -d' ' -f1 /proc/uptime) s after boot: processes (kernel threads if blocked)"
 		ps -eo pid,ppid,stat,etimes,args --sort=pid |
 			awk 'NR == 1 || ($1 != 2 && $2 != 2) || $3 ~ /^D/'
+		# The innermost frames of each process say what it waits on. Kernel threads
+		# have no command line; SysRq w below shows the blocked ones.
 		for p in /proc/[0-9]*; do
-			# Kernel threads have no command line; SysRq w below shows the blocked ones.
 			cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null | cut -c1-100)
 			[ -n "$cmd" ] || continue
 			echo "== ${p#/proc/} $cmd"
-			cat "$p/stack" 2>/dev/null
+			grep -vE '\] (__switch_to|__schedule|schedule)\+' "$p/stack" 2>/dev/null |
+				head -n 6
 		done
 		echo w >/proc/sysrq-trigger 2>/dev/null
-		echo "== kernel log since the test began"
-		dmesg | sed -n '/qotp-uml: init ready/,$p'
+		echo "== the kernel log's last lines since the test began"
+		dmesg | sed -n '/qotp-uml: init ready/,$p' | tail -n 80
 	} >"$QOTP_RUN/hang.tmp" 2>&1
 	mv "$QOTP_RUN/hang.tmp" "$QOTP_RUN/hang"
 }
