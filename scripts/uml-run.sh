@@ -7,7 +7,8 @@
 # (and any QOTP_* variable of the caller) in its environment. On a terminal the console
 # (kernel log included) is shown live; otherwise CMD's output is printed once the kernel has
 # exited. Exit status: CMD's, or
-#   124  the run timed out,
+#   124  the run timed out (after printing where each process inside waited, or, if the
+#        kernel did not answer, its host stack; "uml-run: STALL:" marks UML's own stall),
 #   125  the kernel log holds a report (KASAN, lockdep, kmemleak, WARN, BUG, oops) involving
 #        qotp code or is logged while CMD runs, or the kernel died before CMD finished.
 # Boot-time reports of the base kernel and its known warnings are printed as notes and do
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--keep) keep=$2; shift 2 ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) break ;;
 	esac
 done
