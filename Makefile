@@ -28,17 +28,26 @@ kms:
 deps:
 	@scripts/deps.sh
 
-check: deps
+# A checkout that cannot be built or tested where it lies (a space in its path, read-only)
+# is refused in its first second, before packages are installed or kernels built.
+checkout-ok:
+	@scripts/checkout-ok.sh
+
+check: checkout-ok
+	@scripts/deps.sh
 	@tests/run.sh
 
 # One section of the tests: make check-e2e, check-kunit, check-unit, check-build ...
-check-%: deps
+check-%: checkout-ok
+	@scripts/deps.sh
 	@tests/run.sh $*
 
-demo: deps
+demo: checkout-ok
+	@scripts/deps.sh
 	@scripts/demo.sh
 
-bench: deps
+bench: checkout-ok
+	@scripts/deps.sh
 	@scripts/bench.sh
 
 fuzz: deps
@@ -69,4 +78,4 @@ clean:
 	-$(MAKE) -C kmod clean KDIR=$(KDIR)
 	rm -rf build
 
-.PHONY: all kmod kms deps check demo bench fuzz uml-kernel install dkms-install clean
+.PHONY: all kmod kms deps checkout-ok check demo bench fuzz uml-kernel install dkms-install clean

@@ -25,6 +25,7 @@
 # Exit status 1 if a step could not measure.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/checkout-ok.sh" "$top" || exit 2
 out=$top/bench/results
 mkdir -p "$out" "$top/build/bench"
 failed=()

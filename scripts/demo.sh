@@ -10,6 +10,7 @@
 # uml/ (the UML console, dmesg and kmemleak report).
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
+"$top/scripts/checkout-ok.sh" "$top" || exit 2
 export QOTP_DEMO_OUT=${QOTP_DEMO_OUT:-$top/build/demo}
 out=$QOTP_DEMO_OUT
 t0=$(date +%s)

@@ -9,14 +9,47 @@ export HOME=/root LANG=C.UTF-8 TERM=dumb
 
 mount -t proc proc /proc
 mount -t sysfs sys /sys
-mountpoint -q /dev || mount -t devtmpfs dev /dev
+
+# The checkout (this file's) and the run directory stay visible at their paths even when
+# they lie under a directory masked below (a clone in /tmp, a run kept in /dev/shm): a
+# descriptor is opened on each before the masking and bind-mounted back at the same path
+# after it (-c: mount must not resolve /proc/self/fd/N to the path, now masked, it names).
+kept=()
+kept_fd=()
+keep() {
+	local p q fd
+	p=$(realpath -e "$1" 2>/dev/null) || return 0
+	for q in "${kept[@]}"; do
+		case "$p/" in "$q"/*) return 0 ;; esac
+	done
+	exec {fd}<"$p" || return 0
+	kept+=("$p")
+	kept_fd+=("$fd")
+}
+keep "${0%/*}/../.."
+keep "$QOTP_RUN"
+# mask DIR MOUNT-ARGS...: mount over DIR, then bind back the kept paths that lay under it.
+mask() {
+	local d=$1 i p
+	shift
+	mount "$@" "$d" || return
+	for i in "${!kept[@]}"; do
+		p=${kept[$i]}
+		case "$p" in
+		"$d"/*) mkdir -p "$p" && mount -c --bind "/proc/self/fd/${kept_fd[$i]}" "$p" ||
+			echo "qotp-uml: could not keep $p visible under $d" >&2 ;;
+		esac
+	done
+}
+mountpoint -q /dev || mask /dev -t devtmpfs dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
-mount -t tmpfs shm /dev/shm
+mask /dev/shm -t tmpfs shm
 mount -t debugfs debugfs /sys/kernel/debug
 for d in /tmp /run /var/tmp /var/log /var/lib/nginx /var/cache/nginx; do
-	[ -d "$d" ] && mount -t tmpfs -o mode=1777 tmpfs "$d"
+	[ -d "$d" ] && mask "$d" -t tmpfs -o mode=1777 tmpfs
 done
+for fd in "${kept_fd[@]}"; do exec {fd}<&-; done
 mkdir -p /run/netns /var/log/nginx
 ln -sf /proc/self/fd /dev/fd 2>/dev/null
 hostname qotp-uml
@@ -80,7 +113,9 @@ if [ -r "$QOTP_RUN/cmd" ]; then
 	teepid=$!
 	for _ in $(seq 50); do kill -0 "$teepid" 2>/dev/null || break; sleep 0.1; done
 else
-	echo "qotp-uml: no command in QOTP_RUN=$QOTP_RUN" >&2
+	# Not the test's failure, nor the kernel's: scripts/uml-run.sh reads this line from the
+	# console (it cannot read a run directory that this kernel cannot see).
+	echo "qotp-uml: cannot start the test: no readable $QOTP_RUN/cmd in this kernel" >&2
 	rc=127
 fi
 
