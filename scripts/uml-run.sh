@@ -10,7 +10,11 @@
 #   124  the run timed out (after printing where each process inside waited, or, if the
 #        kernel did not answer, its host stack; "uml-run: STALL:" marks UML's own stall),
 #   125  the kernel log holds a report (KASAN, lockdep, kmemleak, WARN, BUG, oops) involving
-#        qotp code or is logged while CMD runs, or the kernel died before CMD finished.
+#        qotp code or is logged while CMD runs, or the kernel died before CMD finished,
+#   126  the guest could not start CMD (init not found, run directory not visible inside):
+#        printed with the reason; not a kernel report,
+#   2    refused before booting (scripts/checkout-ok.sh: a path the kernel command line
+#        cannot carry, a read-only checkout).
 # Boot-time reports of the base kernel and its known warnings are printed as notes and do
 # not fail the run (scripts/kreports.py, Documentation/testing.md).
 set -uo pipefail
@@ -27,18 +31,26 @@ while [ $# -gt 0 ]; do
 	--mem) mem=$2; shift 2 ;;
 	--keep) keep=$2; shift 2 ;;
 	--) shift; break ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) break ;;
 	esac
 done
 [ $# -gt 0 ] || { echo "uml-run: no command given (see --help)" >&2; exit 2; }
 
+# Refused before any boot: a checkout the kernel command line cannot name.
+"$top/scripts/checkout-ok.sh" "$top" || exit 2
 kdir=$("$top/scripts/uml-kernel.sh" "$flavour") || exit 1
 
 # Not under /tmp: inside UML that is a private tmpfs.
 mkdir -p "$top/build/uml-run"
 run=${keep:-$(mktemp -d "$top/build/uml-run/run.XXXXXX")}
 mkdir -p "$run"
+# The kernel command line (QOTP_RUN= below) is split at spaces: --keep DIR obeys the checkout's rule.
+if [ -n "$(printf '%s' "$run" | LC_ALL=C tr -d 'A-Za-z0-9._+,@~/-')" ]; then
+	echo "uml-run: --keep '$run': use a path of letters, digits and . _ - + , @ ~ only" \
+		"(the UML kernel command line cannot carry others)" >&2
+	exit 2
+fi
 rm -f "$run/rc" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
 {
 	printf 'exec'
@@ -51,7 +63,7 @@ pwd >"$run/cwd"
 	echo "QOTP_KMOD=$(printf %q "${QOTP_KMOD:-$top/build/uml/kmod}")"
 	echo "QOTP_BIN=$(printf %q "${QOTP_BIN:-$top/build/kms}")"
 	env | grep -E '^QOTP_[A-Z_]+=' | grep -vE '^QOTP_(TOP|KMOD|BIN|RUN)=' |
-		while IFS='=' read -r k v; do echo "$k=$(printf %q "$v")"; done
+		while IFS= read -r kv; do echo "${kv%%=*}=$(printf %q "${kv#*=}")"; done
 } >"$run/env"
 
 console=$run/console
@@ -130,6 +142,10 @@ if [ $timed_out -eq 1 ]; then
 	[ $stalled -eq 0 ] || echo "uml-run: STALL: the UML kernel spins in its vmalloc purge" \
 		"(a UML fault, Documentation/performance.md \"The stalled bench\")" >&2
 	status=124
+elif why=$(grep -a -m1 -oE 'qotp-uml: cannot start the test: .*|Requested init .* failed.*|No working init found.*' "$console"); then
+	# The guest never ran the command: neither a test result nor a kernel report.
+	echo "uml-run: the UML guest could not start the command: ${why%$'\r'}" >&2
+	status=126
 elif [ ! -f "$run/rc" ]; then
 	echo "uml-run: the kernel stopped before the command finished (see $console)" >&2
 	status=125

@@ -17,6 +17,7 @@ set -uo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
+scripts/checkout-ok.sh "$top" || exit 2
 logs=$top/build/test-logs
 mkdir -p "$logs"
 
@@ -35,12 +36,25 @@ passed=0
 failed=0
 skipped=0
 failures=()
+t_begin=$(date +%s)
+parts=()	# "SECONDS NAME": each script, and each section that is not made of scripts
+sect_times=()	# "NAME SECONDS": each section's wall time
 
 pass() { passed=$((passed + 1)); printf '  PASS  %s\n' "$1"; }
 flunk() { failed=$((failed + 1)); failures+=("$1"); printf '  FAIL  %s\n' "$1"; }
 skipit() { skipped=$((skipped + 1)); printf '  SKIP  %s\n' "$1"; }
 section() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 showlog() { sed 's/^/        | /' "$1" | tail -"${2:-25}"; }
+
+# not_started LOG: prints why, and succeeds, when the log says that the UML guest never ran
+# the command (scripts/uml-run.sh's status 126, or a refusal before the boot): such a run
+# is a failure, but neither a kernel report nor the test's.
+not_started() {
+	local line
+	line=$(grep -a -m1 -E '^uml-run: the UML guest could not start the command: |^qotp: cannot build or test in ' "$1") ||
+		return 1
+	echo "not started (no kernel report): ${line#uml-run: }"
+}
 
 # Count the [ OK ] / [FAIL] / [SKIP] lines of a test script's output. A script that exits
 # non-zero without printing a [FAIL] (crash, timeout, kernel report) is one failure more;
@@ -57,6 +71,9 @@ tally_script() {
 		esac
 	done < <(grep -aE '^\[( OK |FAIL|SKIP)\] ' "$log")
 	if [ "$rc" -ne 0 ] && [ "$n_fail" -eq 0 ]; then
+		if nostart=$(not_started "$log"); then
+			flunk "$name: $nostart"; return
+		fi
 		case $rc in
 		124) flunk "$name: timed out"; showlog "$log" 150; return ;;
 		125) flunk "$name: kernel report involving qotp, or the kernel died" ;;
@@ -150,7 +167,9 @@ run_kunit() {
 		"    not ok "*) flunk "kunit: $suite: $(echo "${line#    not ok }" | cut -d' ' -f2-)"; n=$((n + 1)) ;;
 		esac
 	done < <(grep -a '^KTAP: ' "$log")
-	if [ $rc -ne 0 ]; then
+	if [ $rc -ne 0 ] && nostart=$(not_started "$log"); then
+		flunk "kunit: $nostart"
+	elif [ $rc -ne 0 ]; then
 		flunk "kunit: run failed with status $rc (module load, kernel report or timeout)"; showlog "$log" 40
 	elif [ $n -eq 0 ]; then
 		flunk "kunit: no KUnit case ran"; showlog "$log"
@@ -224,7 +243,9 @@ run_scripts() {
 		name=${name_of[$pid]}
 		log=${log_of[$pid]}
 		rc=$(cat "${log%.log}.rc" 2>/dev/null) || rc=125
-		printf '  ....  %s/%s ended after %d s\n' "$kind" "$name" $(( $(date +%s) - ${start_of[$pid]} ))
+		local took=$(( $(date +%s) - ${start_of[$pid]} ))
+		printf '  ....  %s/%s ended after %d s\n' "$kind" "$name" "$took"
+		parts+=("$took $kind/$name")
 		tally_script "$kind/$name" "$log" "$rc"
 		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]"
 	}
@@ -250,6 +271,7 @@ run_scripts() {
 }
 
 for s in "${sections[@]}"; do
+	t0=$(date +%s)
 	case "$s" in
 	build) run_build ;;
 	unit) run_unit ;;
@@ -259,12 +281,35 @@ for s in "${sections[@]}"; do
 	integ) section "integ (host, loopback)"; run_scripts integ ;;
 	*) echo "tests/run.sh: unknown section '$s'" >&2; exit 2 ;;
 	esac
+	took=$(( $(date +%s) - t0 ))
+	sect_times+=("$s $took")
+	case "$s" in e2e|integ) ;; *) parts+=("$took $s") ;; esac
 done
+
+# Where the time went: each section's wall time, then the ten slowest parts (scripts, and
+# the sections not made of scripts) with their share of the time all parts took one after
+# another (more than the wall time: e2e scripts run several at a time).
+time_report() {
+	local total=$(( $(date +%s) - t_begin )) sum=0 p line=
+	for p in "${parts[@]}"; do sum=$(( sum + ${p%% *} )); done
+	for p in "${sect_times[@]}"; do
+		line+=", ${p% *} ${p##* } s"
+		[ "${p% *}" != e2e ] || line+=" ($e2e_jobs at a time)"
+	done
+	printf '\nTime: %d s (%d min %02d s) in all%s\n' "$total" $((total / 60)) $((total % 60)) \
+		"${line:+; }${line#, }"
+	[ "$sum" -gt 0 ] || return 0
+	printf 'The ten slowest of %d parts (share of the %d s they took one after another):\n' \
+		"${#parts[@]}" "$sum"
+	printf '%s\n' "${parts[@]}" | sort -k1,1nr | head -n 10 |
+		awk -v sum="$sum" '{ printf "  %5d s  %5.1f %%  %s\n", $1, 100 * $1 / sum, $2 }'
+}
 
 if [ ${#failures[@]} -gt 0 ]; then
 	printf '\nFailed:\n'
 	printf '  %s\n' "${failures[@]}"
 fi
+time_report
 printf '\n'
 if [ "$skipped" -gt 0 ]; then
 	printf '%d passed, %d failed, %d skipped\n' "$passed" "$failed" "$skipped"
