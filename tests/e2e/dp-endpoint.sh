@@ -20,10 +20,11 @@ check "encS: gateway mode, peer 1" bash -c "
 	ip netns exec $(nsname encS) $qotpctl set ports 1935 mode gateway &&
 	ip netns exec $(nsname encS) $qotpctl peer add 1 prefix 10.78.0.1/32 prefix fd78::1/128"
 check "rings pushed" bash -c "
-	ip netns exec $(nsname client) $qotpctl push 2 encrypt $T/c2s.key &&
-	ip netns exec $(nsname client) $qotpctl push 2 decrypt $T/s2c.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+	ip netns exec $(nsname client) $qotpctl push 2 encrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname client) $qotpctl push 2 decrypt $T/s2c.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
+blocks_are "client 2" "encS 1"
 
 SIZE=2000000
 $HS mkdata "$T/data" $SIZE

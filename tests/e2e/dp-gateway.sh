@@ -59,10 +59,11 @@ check "encC: gateway mode on 1935" nsx encC "$qotpctl" set ports 1935 mode gatew
 check "encS: gateway mode on 1935" nsx encS "$qotpctl" set ports 1935 mode gateway
 check "encC: peer 2" nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64
 check "encS: peer 1" nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64
-check "encC: push rings" bash -c "ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key &&
-	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key"
-check "encS: push rings" bash -c "ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+check "encC: push rings" bash -c "ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key $(blk)"
+check "encS: push rings" bash -c "ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
+blocks_are "encC 2" "encS 1"
 
 # stat NS PEER NAME: one counter of one peer.
 stat() {

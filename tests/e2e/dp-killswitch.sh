@@ -49,10 +49,11 @@ check "encryptors configured" bash -c "
 	ip netns exec $(nsname encC) $qotpctl peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64 &&
 	ip netns exec $(nsname encS) $qotpctl set ports 1935 mode gateway &&
 	ip netns exec $(nsname encS) $qotpctl peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64 &&
-	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key &&
-	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
+blocks_are "encC 2" "encS 1"
 for a in 10.78.2.2 fd78:2::2; do
 	check "1935 to $a byte-exact through qotp and the kill switch" nsx client $H up "$a" 1935 "$T/data"
 done

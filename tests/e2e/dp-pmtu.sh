@@ -19,10 +19,11 @@ check "encryptors configured" bash -c "
 	ip netns exec $(nsname encC) $qotpctl peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64 &&
 	ip netns exec $(nsname encS) $qotpctl set ports 1935 mode gateway &&
 	ip netns exec $(nsname encS) $qotpctl peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64 &&
-	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key &&
-	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
+blocks_are "encC 2" "encS 1"
 $HS mkdata "$T/data" 1000000
 bg srv4 nsx server $HS serve 10.78.2.2 1935 "$T/data"
 bg srv6 nsx server $HS serve fd78:2::2 1935 "$T/data"

@@ -19,10 +19,11 @@ check "encC configured" bash -c "ip netns exec $(nsname encC) $qotpctl set ports
 check "encS configured" bash -c "ip netns exec $(nsname encS) $qotpctl set ports 1935 mode gateway &&
 	ip netns exec $(nsname encS) $qotpctl peer add 1 prefix 10.78.1.0/24"
 check "first 64 KiB of key pushed to both ends" bash -c "
-	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.1 &&
-	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.1 &&
-	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key &&
-	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key"
+	ip netns exec $(nsname encC) $qotpctl push 2 encrypt $T/c2s.1 $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.1 $(blk) &&
+	ip netns exec $(nsname encC) $qotpctl push 2 decrypt $T/s2c.key $(blk) &&
+	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
+blocks_are "encC 2" "encS 1"
 
 # Events: a monitor per encryptor. Each is known to listen once it has printed the
 # low-watermark event that setting a watermark above what its rings hold sends at once
@@ -79,7 +80,7 @@ if $HS grep "$T/mid.raw"; then fail "plaintext on the middle link while starved"
 
 # Decrypt side first: the other order lets encC use a block encS does not hold yet (that
 # segment would be dropped at encS and retransmitted; kmsd pushes in this order too).
-QOTP_FIRST_ID=3 push encS 1 decrypt "$T/c2s.2" && QOTP_FIRST_ID=3 push encC 2 encrypt "$T/c2s.2" ||
+push encS 1 decrypt "$T/c2s.2" --first-id 3 && push encC 2 encrypt "$T/c2s.2" --first-id 3 ||
 	fail "second push"
 if wait "$PID_up"; then ok "stream resumed and arrived byte-exact"; else
 	fail "stream did not complete after key arrived"; sed 's/^/       | /' "$T/up.log"; fi

@@ -34,6 +34,7 @@ flowing() {
 insmod "$QOTP_KMOD/qotp.ko" || { fail "insmod qotp.ko"; finish; }
 dp_topo
 check "both encryptors configured" configure
+blocks_are "encC 2" "encS 1"
 $HS mkdata "$T/data" 3000000
 bg srv4 nsx server $HS serve 10.78.2.2 1935 "$T/data"
 bg srv6 nsx server $HS serve fd78:2::2 1935 "$T/data"
@@ -49,6 +50,7 @@ kill "$PID_up4_a" "$PID_down4_a" "$PID_up6_a" "$PID_down6_a" 2>/dev/null
 
 check "insmod qotp again" insmod "$QOTP_KMOD/qotp.ko"
 check "both encryptors configured again" configure
+blocks_are "encC 2" "encS 1"
 streams b
 until_s 60 flowing && ok "streams flowing again" || fail "streams did not restart"
 check "delete encS netns with live flows" ip netns del "$(nsname encS)"
