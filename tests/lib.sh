@@ -18,7 +18,8 @@
 #   wait_port NS PORT [SEC]  poll until a TCP listener on PORT exists in NS (SEC: 60)
 #   wait_for SEC CMD...      poll CMD until it succeeds or SEC seconds of wall clock pass
 #   finish                   print the summary line and exit 0 iff nothing failed
-# $T is a private scratch directory for the test, removed at exit unless KEEP=1.
+# $T is a private scratch directory for the test, removed at exit unless QOTP_KEEP=1
+# (inside UML only QOTP_* variables arrive; KEEP=1 works on the host) or a check failed.
 
 set -u
 TEST_NAME=$(basename "$0" .sh)
@@ -143,7 +144,7 @@ finish() {
 # kms_conf NODE ADDR LINE...: writes $T/NODE.conf for a kmsd named NODE listening on
 # ADDR:7000, its certificate from $T/pki (scripts/mkpki.sh), store, control socket and
 # pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms)
-# and one reconnect attempt; then each LINE as given (keepalive, dist-*, neighbours, ...).
+# and reconnects at most 1 s apart (reconnect-max 1); then each LINE as given (keepalive, dist-*, neighbours, ...).
 kms_conf() {
 	local n=$1 a=$2; shift 2
 	{

@@ -269,7 +269,7 @@ def malformed():
 def fuzz(seconds):
     g = Genl()
     g.s.settimeout(5)
-    r = random.Random(int(os.environ.get("SEED", "1")))
+    r = random.Random(int(os.environ.get("QOTP_FUZZ_SEED", "1")))
     # Seed corpus: valid requests of every command.
     corpus = [
         (CMD_SET_CONFIG, u32(A_CFG_MODE, 2) + nest(A_CFG_PORTS, u16(0, 1935))),

@@ -6,8 +6,9 @@
 #                case (wrong types and lengths, unknown attributes and flag bits, absurd
 #                sizes, missing attributes, reused ids): each must be refused with an errno
 #                and an extack message, and the state read back must not change.
-#   netns "fuzz": random and mutated requests for QOTP_FUZZ_SECONDS (default 30; only
-#                QOTP_* variables reach the script inside UML).
+#   netns "fuzz": random and mutated requests for QOTP_FUZZ_SECONDS (default 30), from the
+#                seed QOTP_FUZZ_SEED (default 1; only QOTP_* variables reach the script
+#                inside UML).
 #   Then both namespaces are deleted with keys still in their rings, the module is
 #   unloaded, and kmemleak must hold nothing of qotp. KASAN, lockdep and WARN reports
 #   fail the run through scripts/uml-run.sh.
