@@ -7,8 +7,10 @@
 #   kunit    qotp_test.ko's KUnit suites inside UML (one result per KTAP test case)
 #   e2e      tests/e2e/*.sh, each in its own UML boot (one result per [ OK ]/[FAIL] line),
 #            E2E_JOBS at once (default: CPU count, at most 4)
-#   integ    tests/integ/*.sh on the host, loopback only (likewise)
-# and ends with the line "N passed, N failed" (", N skipped" when some were skipped).
+#   integ    tests/integ/*.sh on the host, loopback only (likewise), one at a time; when
+#            both run, integ scripts take the slots the last e2e scripts leave free
+# and ends with the time each part took (the ten slowest) and the line "N passed, N failed"
+# (", N skipped" when some were skipped).
 #
 #   tests/run.sh [SECTION...] [-k PATTERN]
 # SECTION restricts the run (default: all, in the order above); -k PATTERN keeps only the
@@ -26,7 +28,7 @@ pattern=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	-k) pattern=$2; shift 2 ;;
-	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) sections+=("$1"); shift ;;
 	esac
 done
@@ -224,33 +226,45 @@ run_one() {
 # Stopped or interrupted: stop the scripts still running, not leave them behind.
 trap 'trap - TERM INT; kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT
 
-# Scripts run longest time limit first (the long ones are the stream tests), so that with
-# several jobs the last to finish is a short one; each is tallied as it ends.
+# run_scripts KIND...: the scripts of tests/KIND/ for each KIND (e2e, integ), as one pool of
+# e2e_jobs slots. e2e scripts start first, longest time limit first (the long ones are the
+# stream tests), so that the last to finish is a short one; integ scripts follow, one at a
+# time (they share the host's loopback and its ports), each in the first slot that frees:
+# beside the tail of the e2e scripts instead of after them. Each is tallied as it ends.
 run_scripts() {
-	local kind=$1 jobs=1 t name log pid started
-	local -A name_of=() log_of=() start_of=()
-	[ "$kind" = e2e ] && jobs=$e2e_jobs
-	[ "$kind" = e2e ] && printf '  (%d at a time)\n' "$jobs"
+	local jobs=1 t name log pid started kind integ_running=0 k
+	local -A name_of=() log_of=() start_of=() kind_of=()
+	for k in "$@"; do [ "$k" != e2e ] || jobs=$e2e_jobs; done
+	if [ "$jobs" -gt 1 ]; then
+		printf '  (%d at a time; integ scripts one at a time, once every e2e script has started)\n' "$jobs"
+	fi
 	local ordered=()
-	mapfile -t ordered < <(for t in tests/"$kind"/*.sh; do
-		[ -x "$t" ] || continue
-		name=$(basename "$t" .sh)
-		[ -z "$pattern" ] || [[ "$name" == *"$pattern"* ]] || continue
-		printf '%s %s\n' "$(script_timeout "$t" "$kind")" "$t"
-	done | sort -k1,1nr -k2,2 -s | cut -d' ' -f2-)
+	mapfile -t ordered < <(for kind in "$@"; do
+		for t in tests/"$kind"/*.sh; do
+			[ -x "$t" ] || continue
+			name=$(basename "$t" .sh)
+			[ -z "$pattern" ] || [[ "$name" == *"$pattern"* ]] || continue
+			printf '%s %s %s %s\n' "$([ "$kind" = e2e ] && echo 0 || echo 1)" \
+				"$(script_timeout "$t" "$kind")" "$kind" "$t"
+		done
+	done | sort -k1,1n -k2,2nr -k4,4 -s | cut -d' ' -f3-)
 	finish_one() {
-		local pid=$1 rc
+		local pid=$1 rc took
 		name=${name_of[$pid]}
 		log=${log_of[$pid]}
+		kind=${kind_of[$pid]}
 		rc=$(cat "${log%.log}.rc" 2>/dev/null) || rc=125
-		local took=$(( $(date +%s) - ${start_of[$pid]} ))
+		took=$(( $(date +%s) - ${start_of[$pid]} ))
 		printf '  ....  %s/%s ended after %d s\n' "$kind" "$name" "$took"
 		parts+=("$took $kind/$name")
 		tally_script "$kind/$name" "$log" "$rc"
-		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]"
+		[ "$kind" != integ ] || integ_running=0
+		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]" "kind_of[$pid]"
 	}
 	for t in "${ordered[@]}"; do
-		while [ ${#name_of[@]} -ge "$jobs" ]; do
+		kind=${t%% *}
+		t=${t#* }
+		while [ ${#name_of[@]} -ge "$jobs" ] || { [ "$kind" = integ ] && [ $integ_running = 1 ]; }; do
 			wait -n -p pid
 			finish_one "$pid"
 		done
@@ -263,12 +277,23 @@ run_scripts() {
 		name_of[$!]=$name
 		log_of[$!]=$log
 		start_of[$!]=$started
+		kind_of[$!]=$kind
+		[ "$kind" != integ ] || integ_running=1
 	done
 	while [ ${#name_of[@]} -gt 0 ]; do
 		wait -n -p pid
 		finish_one "$pid"
 	done
 }
+
+# e2e and integ, when both run, are one section: one pool (run_scripts).
+if [[ " ${sections[*]} " == *" e2e "* ]] && [[ " ${sections[*]} " == *" integ "* ]]; then
+	rest=()
+	for s in "${sections[@]}"; do
+		case "$s" in e2e) rest+=(scripts) ;; integ) ;; *) rest+=("$s") ;; esac
+	done
+	sections=("${rest[@]}")
+fi
 
 for s in "${sections[@]}"; do
 	t0=$(date +%s)
@@ -279,11 +304,12 @@ for s in "${sections[@]}"; do
 	kunit) run_kunit ;;
 	e2e) section "e2e (inside UML)"; run_scripts e2e ;;
 	integ) section "integ (host, loopback)"; run_scripts integ ;;
+	scripts) section "e2e (inside UML) and integ (host, loopback)"; run_scripts e2e integ; s=e2e+integ ;;
 	*) echo "tests/run.sh: unknown section '$s'" >&2; exit 2 ;;
 	esac
 	took=$(( $(date +%s) - t0 ))
 	sect_times+=("$s $took")
-	case "$s" in e2e|integ) ;; *) parts+=("$took $s") ;; esac
+	case "$s" in e2e|integ|e2e+integ) ;; *) parts+=("$took $s") ;; esac
 done
 
 # Where the time went: each section's wall time, then the ten slowest parts (scripts, and
@@ -294,7 +320,7 @@ time_report() {
 	for p in "${parts[@]}"; do sum=$(( sum + ${p%% *} )); done
 	for p in "${sect_times[@]}"; do
 		line+=", ${p% *} ${p##* } s"
-		[ "${p% *}" != e2e ] || line+=" ($e2e_jobs at a time)"
+		case "${p% *}" in e2e|e2e+integ) line+=" ($e2e_jobs at a time)" ;; esac
 	done
 	printf '\nTime: %d s (%d min %02d s) in all%s\n' "$total" $((total / 60)) $((total % 60)) \
 		"${line:+; }${line#, }"
