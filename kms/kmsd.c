@@ -167,6 +167,11 @@ static void reload(struct kmsd *d)
 	    nc->n_rm != d->cf.n_rm || memcmp(nc->rm, d->cf.rm, sizeof(nc->rm[0]) * nc->n_rm))
 		log_warnx("reload: node, listen, store, control, neighbour and remote changes "
 			  "need a restart; applying tunables and TLS files only");
+	/* Distribution's sizes are fixed into its pairs at start: say so, not apply half. */
+	if (nc->dist_block != d->cf.dist_block || nc->dist_low != d->cf.dist_low ||
+	    nc->dist_target != d->cf.dist_target || nc->ppetp_block != d->cf.ppetp_block)
+		log_warnx("reload: dist-block, dist-low-watermark, dist-target and ppetp-block "
+			  "changes need a restart; keeping the running values");
 	memcpy(d->cf.tls_cert, nc->tls_cert, sizeof(nc->tls_cert));
 	memcpy(d->cf.tls_key, nc->tls_key, sizeof(nc->tls_key));
 	memcpy(d->cf.tls_ca, nc->tls_ca, sizeof(nc->tls_ca));
