@@ -51,7 +51,7 @@ if [ -n "$(printf '%s' "$run" | LC_ALL=C tr -d 'A-Za-z0-9._+,@~/-')" ]; then
 		"(the UML kernel command line cannot carry others)" >&2
 	exit 2
 fi
-rm -f "$run/rc" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
+rm -f "$run/rc" "$run/times" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
 {
 	printf 'exec'
 	printf ' %q' "$@"
@@ -74,6 +74,7 @@ setsid "$kdir/linux" mem="$mem" rootfstype=hostfs rootflags=/ rw \
 	con=null con0=null,fd:1 quiet loglevel=4 panic=-1 \
 	</dev/null >"$console" 2>&1 &
 pid=$!
+t_start=${EPOCHREALTIME/./}
 # Stopped: take the kernel and every process of its session down too.
 trap 'kill -KILL -- "-$pid" 2>/dev/null; [ -z "${tailpid:-}" ] || kill "$tailpid" 2>/dev/null; exit 143' TERM INT HUP
 # Live console on a terminal. Otherwise (the test runner, CI) print, once the kernel has
@@ -130,6 +131,14 @@ else
 fi
 # UML leaves helper processes in its session when killed hard.
 kill -KILL -- "-$pid" 2>/dev/null
+# Where the time went (tests/run.sh sums these lines over a run): from the kernel's start to
+# init's "ready", the command, and what follows it (kmemleak scans, dmesg, power-off).
+if read -r t_ready t_done _ <"$run/times" 2>/dev/null; then
+	awk -v all="$(( ${EPOCHREALTIME/./} - t_start ))" -v r="$t_ready" -v d="$t_done" 'BEGIN {
+		all /= 1e6
+		printf "uml-run: time: %.1f s in all: boot %.1f s, command %.1f s, after it %.1f s\n",
+			all, r, d - r, all - d }' >&2
+fi
 
 status=
 if [ $timed_out -eq 1 ]; then

@@ -41,6 +41,18 @@ failures=()
 t_begin=$(date +%s)
 parts=()	# "SECONDS NAME": each script, and each section that is not made of scripts
 sect_times=()	# "NAME SECONDS": each section's wall time
+uml_boots=0 uml_boot_ms=0 uml_after_ms=0	# summed over the UML runs (uml_time)
+
+# uml_time LOG: adds a UML run's boot and after-the-command times (scripts/uml-run.sh's
+# "uml-run: time:" line) to the run's sums.
+uml_time() {
+	local b a
+	read -r b a < <(sed -n 's/^uml-run: time: .* boot \([0-9.]*\) s, command .*, after it \([0-9.]*\) s$/\1 \2/p' "$1" | tail -1)
+	[ -n "${a:-}" ] || return 0
+	uml_boots=$((uml_boots + 1))
+	uml_boot_ms=$((uml_boot_ms + $(awk -v x="$b" 'BEGIN { printf "%d", x * 1000 }')))
+	uml_after_ms=$((uml_after_ms + $(awk -v x="$a" 'BEGIN { printf "%d", x * 1000 }')))
+}
 
 pass() { passed=$((passed + 1)); printf '  PASS  %s\n' "$1"; }
 flunk() { failed=$((failed + 1)); failures+=("$1"); printf '  FAIL  %s\n' "$1"; }
@@ -158,6 +170,7 @@ run_kunit() {
 	fi
 	scripts/uml-run.sh --timeout 600 -- tests/uml/kunit.sh >"$log" 2>&1
 	rc=$?
+	uml_time "$log"
 	local suite=
 	while IFS= read -r line; do
 		line=${line#KTAP: }
@@ -257,6 +270,7 @@ run_scripts() {
 		took=$(( $(date +%s) - ${start_of[$pid]} ))
 		printf '  ....  %s/%s ended after %d s\n' "$kind" "$name" "$took"
 		parts+=("$took $kind/$name")
+		[ "$kind" != e2e ] || uml_time "$log"
 		tally_script "$kind/$name" "$log" "$rc"
 		[ "$kind" != integ ] || integ_running=0
 		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]" "kind_of[$pid]"
@@ -329,6 +343,10 @@ time_report() {
 		"${#parts[@]}" "$sum"
 	printf '%s\n' "${parts[@]}" | sort -k1,1nr | head -n 10 |
 		awk -v sum="$sum" '{ printf "  %5d s  %5.1f %%  %s\n", $1, 100 * $1 / sum, $2 }'
+	[ "$uml_boots" -eq 0 ] ||
+		printf 'UML kernels: %d runs, %d s booting and %d s after their tests (kmemleak scans, power-off): %.1f %% of the %d s\n' \
+			"$uml_boots" $((uml_boot_ms / 1000)) $((uml_after_ms / 1000)) \
+			"$(awk -v x=$((uml_boot_ms + uml_after_ms)) -v s="$sum" 'BEGIN { print x / 10 / s }')" "$sum"
 }
 
 if [ ${#failures[@]} -gt 0 ]; then

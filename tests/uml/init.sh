@@ -63,6 +63,9 @@ fi
 # On the console too: when a run times out, the console is the only log there is, and
 # kreports.py needs this line to tell the test apart from the boot.
 echo "qotp-uml: init ready, running test" | tee /dev/kmsg
+# Seconds since the kernel started, at each stage: scripts/uml-run.sh reports where a run's
+# time went (boot, the command, what follows it).
+t_ready=$(cut -d' ' -f1 /proc/uptime)
 
 # Asked by scripts/uml-run.sh once this kernel has run out of time (it creates
 # $QOTP_RUN/hang-request and waits a little before killing it): record where every process
@@ -120,6 +123,7 @@ else
 fi
 
 echo "qotp-uml: test finished with status $rc" >/dev/kmsg
+t_done=$(cut -d' ' -f1 /proc/uptime)
 if [ -w /sys/kernel/debug/kmemleak ]; then
 	# Two scans: kmemleak reports an object only once it has looked unreferenced twice.
 	echo scan >/sys/kernel/debug/kmemleak
@@ -128,6 +132,7 @@ if [ -w /sys/kernel/debug/kmemleak ]; then
 	cat /sys/kernel/debug/kmemleak >"$QOTP_RUN/kmemleak" 2>/dev/null
 fi
 dmesg >"$QOTP_RUN/dmesg" 2>/dev/null
+echo "$t_ready $t_done" >"$QOTP_RUN/times"
 echo "$rc" >"$QOTP_RUN/rc"
 sync
 # Power off: UML exits. LINUX_REBOOT_CMD_POWER_OFF through reboot(2).
