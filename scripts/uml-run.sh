@@ -51,7 +51,7 @@ if [ -n "$(printf '%s' "$run" | LC_ALL=C tr -d 'A-Za-z0-9._+,@~/-')" ]; then
 		"(the UML kernel command line cannot carry others)" >&2
 	exit 2
 fi
-rm -f "$run/rc" "$run/times" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
+rm -f "$run/rc" "$run/times" "$run/timeline" "$run/dmesg" "$run/kmemleak" "$run/output" "$run/hang" "$run/hang.tmp" "$run/hang-request"
 {
 	printf 'exec'
 	printf ' %q' "$@"
@@ -62,7 +62,8 @@ pwd >"$run/cwd"
 	echo "QOTP_TOP=$(printf %q "$top")"
 	echo "QOTP_KMOD=$(printf %q "${QOTP_KMOD:-$top/build/uml/kmod}")"
 	echo "QOTP_BIN=$(printf %q "${QOTP_BIN:-$top/build/kms}")"
-	env | grep -E '^QOTP_[A-Z_]+=' | grep -vE '^QOTP_(TOP|KMOD|BIN|RUN)=' |
+	echo "QOTP_TIMELINE=$(printf %q "$run/timeline")"
+	env | grep -E '^QOTP_[A-Z_]+=' | grep -vE '^QOTP_(TOP|KMOD|BIN|RUN|TIMELINE)=' |
 		while IFS= read -r kv; do echo "${kv%%=*}=$(printf %q "${kv#*=}")"; done
 } >"$run/env"
 
@@ -138,6 +139,13 @@ if read -r t_ready t_done _ <"$run/times" 2>/dev/null; then
 		all /= 1e6
 		printf "uml-run: time: %.1f s in all: boot %.1f s, command %.1f s, after it %.1f s\n",
 			all, r, d - r, all - d }' >&2
+fi
+# The command's three longest steps, from the results tests/lib.sh stamps (QOTP_TIMELINE):
+# the seconds from the result before to each, and the result they led to.
+if [ -s "$run/timeline" ]; then
+	awk '{ t = $1; $1 = ""; printf "%d\t%s\n", t - prev, substr($0, 2); prev = t }' "$run/timeline" |
+		sort -t"$(printf '\t')" -k1,1nr | head -n 3 |
+		awk -F'\t' '{ printf "uml-run: long step: %d s up to %s\n", $1, substr($2, 1, 100) }' >&2
 fi
 
 status=

@@ -31,9 +31,12 @@ __skipped=0
 __ns=()
 __pids=()
 
-ok() { printf '[ OK ] %s\n' "$*"; __passed=$((__passed + 1)); }
-fail() { printf '[FAIL] %s\n' "$*"; __failed=$((__failed + 1)); }
-skip() { printf '[SKIP] %s\n' "$*"; __skipped=$((__skipped + 1)); }
+# With QOTP_TIMELINE set (scripts/uml-run.sh sets it), each result is also written there
+# after the seconds since the script started: where a test's time goes.
+__stamp() { [ -z "${QOTP_TIMELINE:-}" ] || printf '%d %s\n' "$SECONDS" "$1" >>"$QOTP_TIMELINE"; }
+ok() { printf '[ OK ] %s\n' "$*"; __passed=$((__passed + 1)); __stamp "[ OK ] $*"; }
+fail() { printf '[FAIL] %s\n' "$*"; __failed=$((__failed + 1)); __stamp "[FAIL] $*"; }
+skip() { printf '[SKIP] %s\n' "$*"; __skipped=$((__skipped + 1)); __stamp "[SKIP] $*"; }
 note() { printf '       %s\n' "$*"; }
 
 # CMD runs in the current shell, its output into a file shown only on failure: in a
@@ -143,8 +146,11 @@ finish() {
 
 # kms_conf NODE ADDR LINE...: writes $T/NODE.conf for a kmsd named NODE listening on
 # ADDR:7000, its certificate from $T/pki (scripts/mkpki.sh), store, control socket and
-# pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms)
-# and reconnects at most 1 s apart (reconnect-max 1); then each LINE as given (keepalive, dist-*, neighbours, ...).
+# pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms),
+# reconnects at most 1 s apart (reconnect-max 1) and a store that stops taking QKD key
+# at 16 MiB a link: inside UML $T is a tmpfs of the guest's memory, and with kmsd's default
+# (1 GiB) four kmsd caching for 20 minutes filled it (kms-ring: "No space left on device");
+# then each LINE as given (keepalive, dist-*, neighbours, ...).
 kms_conf() {
 	local n=$1 a=$2; shift 2
 	{
@@ -160,6 +166,7 @@ pidfile $T/$n.pid
 min-block-age-ms 100
 round-interval-ms 50
 reconnect-max 1
+link-max-bytes 16777216
 EOC
 		printf '%s\n' "$@"
 	} >"$T/$n.conf"

@@ -249,7 +249,8 @@ run_scripts() {
 	local -A name_of=() log_of=() start_of=() kind_of=()
 	for k in "$@"; do [ "$k" != e2e ] || jobs=$e2e_jobs; done
 	if [ "$jobs" -gt 1 ]; then
-		printf '  (%d at a time; integ scripts one at a time, once every e2e script has started)\n' "$jobs"
+		printf '  (%d at a time%s)\n' "$jobs" \
+			"$([[ " $* " == *" integ "* ]] && echo '; integ scripts one at a time, once every e2e script has started')"
 	fi
 	local ordered=()
 	mapfile -t ordered < <(for kind in "$@"; do
