@@ -205,29 +205,6 @@ EOC
 # createStream and play follow, and a publisher started meanwhile is joined mid-stream.
 rtmp_joined() { wait_for "${3:-60}" grep -qF "play: name='$2'" "$1"; }
 
-# player_done PID SRC_MD5 GOT_MD5 [SEC]: wait until the player started with bg (PID: ffmpeg
-# writing framemd5 to GOT_MD5 with -flush_packets 1) has exited or has written a line for
-# every packet of the source (SRC_MD5); then stop it. An ffmpeg player ends only its
-# -rw_timeout after the last byte (nginx-rtmp's UnpublishNotify does not end it), so a test
-# that waited for it to exit spent that timeout doing nothing. Status 1 if neither happened
-# within SEC (default 150) seconds of wall clock; the player is stopped then too.
-player_done() {
-	local pid=$1 got=$3 want rc=0
-	want=$(grep -vc '^#' "$2")
-	__player_done() {
-		! kill -0 "$pid" 2>/dev/null || [ "$(grep -vc '^#' "$got" 2>/dev/null)" -ge "$want" ]
-	}
-	local end=$((SECONDS + ${4:-150}))
-	until __player_done; do
-		[ $SECONDS -lt $end ] || { rc=1; break; }
-		sleep 0.2
-	done
-	# bg's pid is the subshell around `ip netns exec`, which execs ffmpeg: its child.
-	kill -KILL $(pgrep -P "$pid") "$pid" 2>/dev/null
-	wait "$pid" 2>/dev/null
-	return $rc
-}
-
 # make_video FILE [SECONDS] [WxH]: a test clip (moving pattern + tone) as FLV (H.264 +
 # AAC), 320x240 unless told (about 100 KB/s; 160x120 is about a third of that).
 make_video() {
