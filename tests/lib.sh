@@ -147,11 +147,7 @@ finish() {
 # kms_conf NODE ADDR LINE...: writes $T/NODE.conf for a kmsd named NODE listening on
 # ADDR:7000, its certificate from $T/pki (scripts/mkpki.sh), store, control socket and
 # pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms),
-# reconnects at most 1 s apart (reconnect-max 1) and a store that stops taking QKD key
-# at 4 MiB a link (kmsd's default: 1 GiB): key caching is the busiest work of a test kmsd,
-# and with no cap it ran for the whole test, at the QKD rate, on the CPU the streams and
-# PPETP need (kms-ring's transfers timed out and its streams stalled); once the cap is
-# reached it runs only to refill what was used; then each LINE as given (keepalive, dist-*, neighbours, ...).
+# and reconnects at most 1 s apart (reconnect-max 1); then each LINE as given (keepalive, dist-*, neighbours, ...).
 kms_conf() {
 	local n=$1 a=$2; shift 2
 	{
@@ -167,7 +163,6 @@ pidfile $T/$n.pid
 min-block-age-ms 100
 round-interval-ms 50
 reconnect-max 1
-link-max-bytes 4194304
 EOC
 		printf '%s\n' "$@"
 	} >"$T/$n.conf"
