@@ -105,10 +105,10 @@ step "waiting for kmsd to fill the 4 encrypt rings"
 check "all rings filled by kmsd" wait_for 90 filled
 bg samples_encA nsx encA python3 "$T/sample.py" "$qotpctl" "$QOTP_BIN/kmsctl" "$T/kms-a.sock" 0.2
 bg samples_encB nsx encB python3 "$T/sample.py" "$qotpctl" "$QOTP_BIN/kmsctl" "$T/kms-b.sock" 0.2
-step "RTMP: nginx behind A, tshark on net, player behind C, publisher behind B ($SECS s)"
+step "RTMP: nginx behind A, dumpcap on net, player behind C, publisher behind B ($SECS s)"
 # Not under check: it runs its command in a subshell, where bg's pids would be lost.
 rtmp_server server 1935 && ok "nginx-rtmp behind A" || fail "nginx-rtmp behind A"
-capture_start net eth0 "$T/wire.pcapng" && ok "tshark on the internet link" || fail "tshark on the internet link"
+capture_start net eth0 "$T/wire.pcapng" && ok "dumpcap on the internet link" || fail "dumpcap on the internet link"
 check "generate a ${SECS} s clip" make_video "$T/src.flv" "$SECS"
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
 # The player ends 40 s after the last byte it got (-rw_timeout): ffmpeg does not end at

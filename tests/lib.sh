@@ -240,31 +240,33 @@ packets_match() {
 	fi
 }
 
-# --- Eavesdropper helpers: tshark on the untrusted link.
+# --- Eavesdropper helpers: dumpcap captures on the untrusted link, tshark dissects.
 
 # capture_start NS IF FILE [FILTER]: start capturing all of IF in NS (or what the capture
 # filter FILTER, pcap syntax, keeps) into FILE (pcapng); waits until dumpcap reports that
-# it captures (up to 180 s: tshark's start inside a loaded UML is slow). Stop with
-# capture_stop FILE. Call it directly or under check, not in a subshell ($(...), a pipe):
-# capture_stop needs the pid bg records.
+# it captures (up to 180 s). dumpcap is Wireshark's capture engine, which tshark itself
+# runs to capture: started alone it needs none of tshark's dissector start-up, which took
+# 50 to 75 s inside a loaded UML (and once more than 180 s). Stop with capture_stop FILE.
+# Call it directly or under check, not in a subshell ($(...), a pipe): capture_stop needs
+# the pid bg records.
 capture_start() {
 	local name="cap_$(basename "$3" | tr -c 'a-zA-Z0-9\n' _)"
-	bg "$name" nsx "$1" tshark -n -i "$2" ${4:+-f "$4"} -w "$3" -q
+	bg "$name" nsx "$1" dumpcap -i "$2" ${4:+-f "$4"} -w "$3" -q
 	wait_for 180 grep -q "Capturing on" "$T/$name.log"
 }
-# capture_stop FILE: SIGINT to tshark (which then has dumpcap flush and close FILE), wait
-# up to 30 s for it to exit; fails if it was not started here, did not exit, or left a
-# capture that capinfos cannot read to its end. bg's pid is the subshell that runs nsx, and
-# `ip netns exec` is its child: tshark is that pid itself or one of its descendants.
+# capture_stop FILE: SIGINT to dumpcap (which then flushes and closes FILE), wait up to
+# 30 s for it to exit; fails if it was not started here, did not exit, or left a capture
+# that capinfos cannot read to its end. bg's pid is the subshell that runs nsx, and `ip
+# netns exec` is its child: dumpcap is that pid itself or one of its descendants.
 capture_stop() {
 	local name="cap_$(basename "$1" | tr -c 'a-zA-Z0-9\n' _)" pid p ts=
 	pid=$(eval echo "\${PID_$name:-}")
 	[ -n "$pid" ] || { echo "capture_stop: no capture of $1 started in this shell" >&2; return 1; }
 	for p in $(__descendants "$pid"); do
-		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = tshark ] && ts="$ts $p"
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = dumpcap ] && ts="$ts $p"
 	done
 	kill -INT ${ts:-$pid} 2>/dev/null
-	wait_for 30 __gone "$pid" || { echo "capture_stop: tshark ($pid) still runs" >&2; return 1; }
+	wait_for 30 __gone "$pid" || { echo "capture_stop: dumpcap ($pid) still runs" >&2; return 1; }
 	capinfos -c "$1" >/dev/null 2>&1 || { echo "capture_stop: $1 is not a complete capture" >&2; return 1; }
 }
 __gone() { ! kill -0 "$1" 2>/dev/null; }

@@ -24,11 +24,11 @@
 LOW_RATE=160000
 HIGH_RATE=16000000
 
-capture_start mid eth1 "$T/wire.pcapng" && ok "tshark on mid (eavesdropper)" || fail "tshark on mid"
+capture_start mid eth1 "$T/wire.pcapng" && ok "dumpcap on mid (eavesdropper)" || fail "dumpcap on mid"
 # The control needs only the stream's start (handshake, connect, metadata): 300 frames.
-bg cap_lan_pcapng nsx client tshark -n -i eth0 -c 300 -w "$T/lan.pcapng" -q
-until_s 120 grep -q "Capturing on" "$T/cap_lan_pcapng.log" && ok "tshark on the client's LAN (plaintext control, 300 frames)" ||
-	fail "tshark on the client's LAN"
+bg cap_lan_pcapng nsx client dumpcap -i eth0 -c 300 -w "$T/lan.pcapng" -q
+until_s 120 grep -q "Capturing on" "$T/cap_lan_pcapng.log" && ok "dumpcap on the client's LAN (plaintext control, 300 frames)" ||
+	fail "dumpcap on the client's LAN"
 bitrate=$(( $(wc -c <"$T/src.flv") / SECS ))
 bg qkd1 "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r $LOW_RATE -b 4096
 wait_for 10 grep -q "listening on" "$T/qkd1.log" || fail "qkdsimd listens"

@@ -19,7 +19,7 @@
 PPETP_WM=65536 PPETP_TARGET=262144
 . "$(dirname "$0")/kms-ppetp.inc"
 r0=$(pp kms-a relayed)
-check "tshark captures on the untrusted mid link" capture_start mid eth1 "$T/wire.pcapng"
+check "dumpcap captures on the untrusted mid link" capture_start mid eth1 "$T/wire.pcapng"
 check "nginx-rtmp listens on 1935 behind encS" rtmp_server server 1935
 check "generate a 4 s H.264/AAC test clip" make_video "$T/src.flv" 4
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"

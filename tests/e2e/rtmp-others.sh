@@ -39,7 +39,7 @@ publish_to() {
 }
 
 # --- 1. rtmpdump (librtmp) plays from nginx-rtmp, IPv4
-check "tshark captures on mid (1)" capture_start mid eth1 "$T/wire1.pcapng"
+check "dumpcap captures on mid (1)" capture_start mid eth1 "$T/wire1.pcapng"
 check "nginx-rtmp listens on 1935 behind encS" rtmp_server server 1935
 # -v: live; -m 15: gives up 15 s after the last byte (librtmp ends a live play then, with
 # status 2, "incomplete", since a live stream has no end it could have reached).
@@ -56,7 +56,7 @@ packets_match "rtmpdump from nginx-rtmp" "$T/src.md5" "$T/lr.md5"
 wire_ok "rtmpdump from nginx-rtmp" "$T/wire1.pcapng"
 
 # --- 2. ffmpeg's own RTMP server receives, IPv6
-check "tshark captures on mid (2)" capture_start mid eth1 "$T/wire2.pcapng"
+check "dumpcap captures on mid (2)" capture_start mid eth1 "$T/wire2.pcapng"
 bg lsrv nsx server timeout 120 ffmpeg -nostdin -loglevel warning -listen 1 \
 	-i "rtmp://[fd78:2::2]:1935/live/ff" -map 0 -c copy -f framemd5 "$T/ff.md5"
 wait_for 30 bash -c "ip netns exec $(nsname server) ss -tlnH '( sport = :1935 )' | grep -q fd78:2::2" ||

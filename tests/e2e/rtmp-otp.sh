@@ -49,7 +49,7 @@ check "encC: push encrypt ring for peer 2" nsx encC "$qotpctl" push 2 encrypt "$
 check "encS: push encrypt ring for peer 1" nsx encS "$qotpctl" push 1 encrypt "$T/s2c.key"
 
 check "client reaches server (ICMP is not protected)" nsx client ping -c1 -W2 10.78.2.2
-check "tshark captures on the untrusted mid link" capture_start mid eth1 "$T/wire.pcapng"
+check "dumpcap captures on the untrusted mid link" capture_start mid eth1 "$T/wire.pcapng"
 check "nginx-rtmp listens on 1935 behind encS" rtmp_server server 1935
 check "generate a 6 s H.264/AAC test clip" make_video "$T/src.flv" 6
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"

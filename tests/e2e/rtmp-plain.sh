@@ -22,7 +22,7 @@ forwarding router
 check "client reaches server through router" nsx client ping -c1 -W2 10.77.2.2
 # The eavesdropper's view, here with nothing to stop it: this proves the detectors that the
 # encrypted tests rely on do see plaintext RTMP when it is there.
-check "tshark captures on the router's server-side link" capture_start router eth1 "$T/wire.pcapng"
+check "dumpcap captures on the router's server-side link" capture_start router eth1 "$T/wire.pcapng"
 check "nginx-rtmp listens on 1935 in the server netns" rtmp_server server 1935
 
 check "generate a 4 s H.264/AAC test clip" make_video "$T/src.flv" 4
