@@ -53,7 +53,7 @@ def samples(n, peer):
 
 # Key plane: how the two encrypt rings that carry the stream were kept filled. For every
 # low-watermark event during the stream: how long until the ring was back at the watermark
-# (from 5 Hz samples of the ring), and how low it went meanwhile.
+# (from 2 Hz samples of the ring), and how low it went meanwhile.
 try:
     t0 = float(open(f"{T}/stream.start").read())
     t1 = float(open(f"{T}/stream.end").read())

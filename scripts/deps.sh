@@ -15,8 +15,8 @@ PKGS=(
 	# end-to-end and benchmark components
 	iproute2 iputils-ping nftables iptables ethtool procps psmisc util-linux wireguard-tools
 	gdb
-	nginx-light libnginx-mod-rtmp ffmpeg rtmpdump tshark iperf3 socat
-	python3 gnuplot-nox imagemagick
+	nginx-light libnginx-mod-rtmp ffmpeg rtmpdump tshark wireshark-common iperf3 socat
+	python3 jq gnuplot-nox imagemagick
 )
 
 missing=()

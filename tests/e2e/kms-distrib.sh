@@ -42,14 +42,7 @@ check "encS: gateway mode on 1935" nsx encS "$qotpctl" set ports 1935 mode gatew
 check "encC: peer 2" nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 prefix fd78:2::/64
 check "encS: peer 1" nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 prefix fd78:1::/64
 # pair NODE FIELD
-pair() { kmsctl "$1" | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['pairs'][0]['$2'])"; }
-# ring NS PEER DIR FIELD
-ring() {
-	nsx "$1" "$qotpctl" show --json | /usr/bin/python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(sum(p["rings"][sys.argv[2]].get(sys.argv[3], 0) for p in d["peers"] if p["id"] == int(sys.argv[1])))' "$2" "$3" "$4"
-}
+pair() { kmsctl "$1" | jq -r --arg f "$2" '.pairs[0][$f]'; }
 filled() { [ "$(ring encC 2 encrypt avail)" -ge 131072 ] && [ "$(ring encS 1 encrypt avail)" -ge 131072 ]; }
 
 check "both kmsd connect to the kernel" wait_for 20 bash -c \

@@ -110,16 +110,14 @@ route_of() {
 		awk -v d="$2" '/^neighbours:/ { exit } $1 == d { print $2, $3, $4 }'
 }
 # pair NODE FIELD: from `kmsctl pairs` (one pair each); pp NODE FIELD: a PPETP counter
-pair() { kmsctl "$1" pairs | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['pairs'][0]['$2'])"; }
-pp() { kmsctl "$1" status | /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin)['ppetp']['$2'])"; }
+pair() { kmsctl "$1" pairs | jq -r --arg f "$2" '.pairs[0][$f]'; }
+pp() { kmsctl "$1" status | jq -r --arg f "$2" '.ppetp[$f]'; }
 us() { echo "${EPOCHREALTIME/./}"; }
 # changed_us NODE DEST: when NODE's route to DEST last changed, by kmsd's own clock (its
 # `changed_ms_ago` taken from the time kmsctl answered), in microseconds since the epoch
 changed_us() {
 	local ago
-	ago=$(kmsctl "$1" routes | /usr/bin/python3 -c "
-import json, sys
-print(next(r['changed_ms_ago'] for r in json.load(sys.stdin)['routes'] if r['dest'] == '$2'))")
+	ago=$(kmsctl "$1" routes | jq --arg d "$2" 'first(.routes[] | select(.dest == $d) | .changed_ms_ago)')
 	echo $(($(us) - ago * 1000))
 }
 
@@ -166,11 +164,8 @@ table inet ringcut {
 EOF
 # encA's bytes encrypted, ring stock and bytes pushed at the cut: one reading of the kernel
 # (the stream goes on between two readings, and each takes seconds in a loaded UML).
-read -r e_cut a_cut p_cut < <(nsx encA "$qotpctl" show --json | /usr/bin/python3 -c '
-import json, sys
-p = next(p for p in json.load(sys.stdin)["peers"] if p["id"] == 3)
-r = p["rings"]["encrypt"]
-print(p["stats"].get("enc_bytes", 0), r.get("avail", 0), r.get("pushed", 0))')
+read -r e_cut a_cut p_cut < <(nsx encA "$qotpctl" show --json |
+	jq -r '.peers[] | select(.id == 3) | "\(.stats.enc_bytes // 0) \(.rings.encrypt.avail // 0) \(.rings.encrypt.pushed // 0)"')
 t0=$(us)
 kill -USR1 "$(eval echo "\$PID_qkd$qm")"
 m_cut=$(pp kms-$M relayed); o_cut=$(pp kms-$O relayed)
