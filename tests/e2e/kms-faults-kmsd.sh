@@ -56,8 +56,10 @@ check "BER: both ends count mismatches (kms-a $(kjson kms-a links mismatched_tot
 play 3 && ok "kill -9: player 3 connected" || fail "kill -9: player 3 connected"
 e0=$(stat encC 2 enc_bytes)
 publish 3
+# Up to 90 s: after the BER phase the rings may be nearly empty, and a loaded UML took more
+# than 30 s to encrypt the first 150 KB (seen once, the rest of the phase passing).
 flowing3() { [ "$(stat encC 2 enc_bytes)" -ge $((e0 + 150000)) ]; }
-check "kill -9: the stream is flowing (150 KB encrypted at encC)" until_s 30 flowing3
+check "kill -9: the stream is flowing (150 KB encrypted at encC)" until_s 90 flowing3
 check "kill -9 of kms-b" kill -9 "$(kmsd_pid kms-b)"
 wait_for 10 bash -c "! ip netns exec $(nsname encC) ss -tlnH 'sport = :7000' | grep -q ."
 pushed_kill=$(ring encC 2 encrypt pushed)

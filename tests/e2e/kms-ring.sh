@@ -39,10 +39,11 @@ LIVE_CLIENT=client LIVE_SERVER=server LIVE_URL=rtmp://10.83.0.2/live LIVE_WIRE=i
 . "$(dirname "$0")/kms-stream.inc"
 SECS=18
 WM=32768
-# qkdsimd bit/s per link (250 KB/s): the stream's ring keys (~47 KB/s each way) take ~95 KB/s
-# of link key on each hop, and the stores hold what they cached before the stream. More
-# only loads the UML: each kmsd caches, verifies and stores its links' whole key stream.
-RATE=2000000
+# qkdsimd bit/s per link. 2 Mbit/s (250 KB/s, about 2.5 times the link key the stream's
+# transfers take on each hop) starved the relays: with a loaded UML, caching verified too
+# little key per round, hops rejected transfers (57 at kms-a), attempts timed out and encA
+# dropped the publisher's first segments until the player gave up (0 packets played).
+RATE=8000000
 kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" --json "${@:2}"; }
 
 # --- sites: encX eth1 = 10.80.N.1 <-> inet eX = 10.80.N.254 (A 1, B 2, C 3, D 4)
