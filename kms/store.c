@@ -18,6 +18,11 @@ enum {
 	__Q_LAST
 };
 
+/*
+ * Statements on blocks whose ORDER BY id LIMIT would otherwise walk the primary key from a link's
+ * first row (the planner, without statistics, prefers that to a sort) name their index
+ * (INDEXED BY blocks_take); the unit test reads every plan back (store_plans).
+ */
 static const char *const sql_text[__Q_LAST] = {
 	[Q_ADD] = "INSERT OR IGNORE INTO blocks(link,id,state,created,len,key) "
 		  "VALUES(?1,?2,0,?3,?4,?5)",
@@ -41,7 +46,8 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_EXPIRE] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 		     "WHERE state=1 AND lock_until<?1",
 	[Q_STALE] = "UPDATE blocks SET state=6,key=NULL WHERE link=?1 AND state=0 AND created<?2",
-	[Q_TAKE_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 ORDER BY id LIMIT ?2",
+	[Q_TAKE_SEL] = "SELECT id,key,len FROM blocks INDEXED BY blocks_take WHERE link=?1 AND state=2 "
+			"ORDER BY id LIMIT ?2",
 	[Q_DELIVER] = "UPDATE blocks SET state=4 WHERE link=?1 AND id=?2 AND state=2",
 	[Q_RESV_UPD] = "UPDATE blocks SET state=3,txid=?2 WHERE link=?1 AND id IN (SELECT id FROM blocks "
 		       "WHERE link=?1 AND state=2 ORDER BY id LIMIT ?3)",
@@ -56,10 +62,12 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
 		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
 		      "mismatched=mismatched+?3,orphaned=orphaned+?4",
-	[Q_TAKE_PAR_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND (id&1)=?3 "
+	[Q_TAKE_PAR_SEL] = "SELECT id,key,len FROM blocks INDEXED BY blocks_take "
+			   "WHERE link=?1 AND state=2 AND (id&1)=?3 "
 			   "ORDER BY id LIMIT ?2",
 	[Q_TAKE_ID_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND id=?3 LIMIT ?2",
-	[Q_USE_PAR_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND (id&1)=?3 "
+	[Q_USE_PAR_SEL] = "SELECT id,key,len FROM blocks INDEXED BY blocks_take "
+			  "WHERE link=?1 AND state=2 AND (id&1)=?3 "
 			  "AND len>=?2 ORDER BY id LIMIT 1",
 	[Q_USE_ID_SEL] = "SELECT id,key,len FROM blocks WHERE link=?1 AND state=2 AND id=?3",
 	[Q_USE_UPD] = "UPDATE blocks SET state=5,key=NULL WHERE link=?1 AND id=?2 AND state=2",
@@ -129,6 +137,24 @@ static const char schema_v3[] =
 	" ref INTEGER NOT NULL,"	/* link block id or transfer txid */
 	" PRIMARY KEY(pair, dir, ring_id)) WITHOUT ROWID;"
 	"PRAGMA user_version=3;";
+
+/*
+ * v3 -> v4: an index for every filter, so that no statement walks a link's rows (each row
+ * holds up to 64 KiB of key on overflow pages, and consumed rows stay): the columns a
+ * statement filters on come from an index and only matching rows are read. Partial
+ * indexes: txid and lock_until are NULL on all but a round's or a reservation's rows.
+ */
+static const char schema_v4[] =
+	"CREATE INDEX IF NOT EXISTS blocks_take ON blocks(link, state, id);"
+	"CREATE INDEX IF NOT EXISTS blocks_txid ON blocks(state, txid) WHERE txid IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS blocks_lock ON blocks(state, lock_until) WHERE lock_until IS NOT NULL;"
+	"CREATE INDEX IF NOT EXISTS xfer_take ON xfer(peer, state, created, txid);"
+	"PRAGMA user_version=4;";
+
+/* Statements that read every row of a link or peer by design (operator views). */
+static const unsigned char whole_scan[__Q_LAST] = {
+	[Q_STATS] = 1, [Q_X_STATS] = 1, [Q_X_LIST] = 1,
+};
 
 struct store {
 	sqlite3 *db;
@@ -206,6 +232,31 @@ void store_rollback(struct store *st)
 #define AUTO_TX_END(st, rc) do { if (own_tx_) { if ((rc) < 0) store_rollback(st); \
 	else if (store_commit(st)) (rc) = -1; } } while (0)
 
+int store_plans(struct store *st,
+		void (*fn)(const char *sql, const char *plan, int whole, void *arg), void *arg)
+{
+	char plan[1024], *sql;
+	sqlite3_stmt *s;
+	size_t n;
+
+	for (int i = 0; i < __Q_LAST; i++) {
+		sql = sqlite3_mprintf("EXPLAIN QUERY PLAN %s", sql_text[i]);
+		if (!sql || sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK) {
+			sqlite3_free(sql);
+			return -1;
+		}
+		sqlite3_free(sql);
+		n = 0;
+		plan[0] = 0;
+		while (sqlite3_step(s) == SQLITE_ROW)
+			n += (size_t)snprintf(plan + n, n < sizeof(plan) ? sizeof(plan) - n : 0,
+					      "%s%s", n ? "; " : "", sqlite3_column_text(s, 3));
+		sqlite3_finalize(s);
+		fn(sql_text[i], plan, whole_scan[i], arg);
+	}
+	return __Q_LAST;
+}
+
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
@@ -239,7 +290,8 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 	}
 	if (ver >= 0 && ver < STORE_SCHEMA_VERSION) {
 		if (exec(st, "BEGIN IMMEDIATE") || (ver < 1 && exec(st, schema_v1)) ||
-		    (ver < 2 && exec(st, schema_v2)) || exec(st, schema_v3) || exec(st, "COMMIT")) {
+		    (ver < 2 && exec(st, schema_v2)) || (ver < 3 && exec(st, schema_v3)) ||
+		    exec(st, schema_v4) || exec(st, "COMMIT")) {
 			snprintf(err, errlen, "%s: %s schema: %s", path,
 				 ver ? "upgrading the" : "creating the", sqlite3_errmsg(st->db));
 			goto fail;

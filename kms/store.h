@@ -22,8 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 3	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map).
-				 * Older files are upgraded on open. */
+#define STORE_SCHEMA_VERSION 4	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map);
+				 * 4: an index for every filter. Older files are upgraded on open. */
 #define STORE_BLOCK_MAX 65536
 
 enum block_state {
@@ -227,5 +227,13 @@ int store_dist_map_drain(struct store *st, const char *pair, int dir, uint64_t a
 			 void (*fn)(void *arg, uint64_t ring_id, uint64_t ref), void *arg);
 /* Entries of (pair, dir), or -1. */
 int64_t store_dist_map_count(struct store *st, const char *pair, int dir);
+
+/*
+ * For the tests: calls fn with each statement's SQL, its query plan (EXPLAIN QUERY PLAN,
+ * the detail lines joined by "; ") and whether it reads every row of a link or peer by
+ * design (the operator's views). Returns the number of statements, or -1.
+ */
+int store_plans(struct store *st,
+		void (*fn)(const char *sql, const char *plan, int whole, void *arg), void *arg);
 
 #endif

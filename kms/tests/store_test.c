@@ -530,6 +530,51 @@ static void test_schema_version(void **state)
 	assert_non_null(strstr(err, "/nonexistent/dir/x.db"));
 }
 
+struct plan_check {
+	int n, bad;
+};
+
+/*
+ * A statement on blocks or xfer must reach its rows through an index that holds its filter:
+ * no SCAN of the table, no search bounded by the link (or peer) alone, which walks every
+ * row of that link, key bytes and consumed rows included. Only the operator's views, which
+ * report on every row, may.
+ */
+static void plan_ok(const char *sql, const char *plan, int whole, void *arg)
+{
+	struct plan_check *c = arg;
+	const char *p = plan, *end;
+	size_t len;
+	int bad = 0;
+
+	c->n++;
+	for (; *p; p = *end ? end + 2 : end) {	/* each "; "-separated step */
+		end = strstr(p, "; ");
+		if (!end)
+			end = p + strlen(p);
+		len = (size_t)(end - p);
+		if (!strncmp(p, "SCAN blocks", 11) || !strncmp(p, "SCAN xfer", 9))
+			bad = 1;
+		if ((!strncmp(p, "SEARCH blocks", 13) && len >= 8 && !strncmp(end - 8, "(link=?)", 8)) ||
+		    (!strncmp(p, "SEARCH xfer", 11) && len >= 8 && !strncmp(end - 8, "(peer=?)", 8)))
+			bad = 1;
+	}
+	if (bad && !whole) {
+		print_error("walks a link's rows: %s\n    plan: %s\n", sql, plan);
+		c->bad++;
+	}
+}
+
+static void test_query_plans(void **state)
+{
+	struct fx *f = *state;
+	struct plan_check c = { 0 };
+
+	assert_true(store_plans(f->st, plan_ok, &c) > 0);
+	assert_true(c.n > 40);
+	assert_int_equal(c.bad, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -547,6 +592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dist_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_in_tx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
