@@ -22,8 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 4	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map);
-				 * 4: an index for every filter. Older files are upgraded on open. */
+#define STORE_SCHEMA_VERSION 5	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map);
+				 * 4: an index for every filter; 5: key bytes in their own table.
+				 * Older files are upgraded on open. */
 #define STORE_BLOCK_MAX 65536
 
 enum block_state {

@@ -41,8 +41,8 @@ check "both stores settle (orphans expire after 10 s)" \
 kill -TERM "$PID_kmsa" "$PID_kmsb"
 wait "$PID_kmsa" "$PID_kmsb"
 
-sql kms-a "SELECT id, hex(key) FROM blocks WHERE state=2 ORDER BY id" >"$T/a.ver"
-sql kms-b "SELECT id, hex(key) FROM blocks WHERE state=2 ORDER BY id" >"$T/b.ver"
+sql kms-a "SELECT id, hex(key) FROM blocks JOIN block_keys USING(link,id) WHERE state=2 ORDER BY id" >"$T/a.ver"
+sql kms-b "SELECT id, hex(key) FROM blocks JOIN block_keys USING(link,id) WHERE state=2 ORDER BY id" >"$T/b.ver"
 n=$(wc -l <"$T/a.ver")
 check "both stores hold the same verified blocks, byte for byte ($n)" cmp -s "$T/a.ver" "$T/b.ver"
 sort -u "$T/snap" >"$T/snap.ids"

@@ -132,7 +132,7 @@ count_state() { sql "$1" "SELECT count(*) FROM blocks WHERE state IN ($2)"; }
 
 # Both stores: same verified blocks with the same bytes (a's link kms-b vs b's link kms-a).
 stores_dump() {
-	sql "$1" "SELECT id, state, hex(key) FROM blocks WHERE link='$2' AND state NOT IN (0,1) ORDER BY id"
+	sql "$1" "SELECT id, state, hex(key) FROM blocks LEFT JOIN block_keys USING(link,id) WHERE link='$2' AND state NOT IN (0,1) ORDER BY id"
 }
 
 # route_of NODE DEST: "next_hop metric status" from `kmsctl routes` ("- 16 unreachable"),
