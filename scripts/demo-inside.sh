@@ -112,13 +112,14 @@ rtmp_server server 1935 && ok "nginx-rtmp behind A" || fail "nginx-rtmp behind A
 capture_start net eth0 "$T/wire.pcapng" && ok "dumpcap on the internet link" || fail "dumpcap on the internet link"
 check "generate a ${SECS} s clip" make_video "$T/src.flv" "$SECS"
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
-# The player ends 40 s after the last byte it got (-rw_timeout): ffmpeg does not end at
-# nginx's UnpublishNotify and SIGINT does not interrupt its blocking read. The waits count
-# wall-clock seconds: on a loaded machine a forked poll stretches wait_for's.
+# The player ends once it has as many packets as the source (frame_limits), or else 40 s
+# after the last byte it got (-rw_timeout): ffmpeg does not end at nginx's UnpublishNotify
+# and SIGINT does not interrupt its blocking read. The waits count wall-clock seconds: on
+# a loaded machine a forked poll stretches wait_for's.
 until_s() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do "$@" && return 0; sleep 0.2; done; return 1; }
 gone() { ! kill -0 "$1" 2>/dev/null; }
 bg player nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 40000000 \
-	-i rtmp://10.81.0.2/live/demo -map 0 -c copy -f flv "$T/play.flv"
+	-i rtmp://10.81.0.2/live/demo -map 0 -c copy $(frame_limits "$T/src.md5") -f flv "$T/play.flv"
 rtmp_joined "$T/nginx-server/logs/error.log" demo 60 || fail "player joins the stream at nginx"
 date +%s.%N >"$T/stream.start"
 check "publish from B" nsx cliB ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.81.0.2/live/demo

@@ -221,6 +221,27 @@ framemd5_list() {
 	' "$1" | sort -s -k1,1
 }
 
+# frame_limits SRC_MD5: ffmpeg output options that end a player once it has written as many
+# video and audio packets as the source holds ("-frames:v N -frames:a M", counted from the
+# source's framemd5). Without them an ffmpeg player with -c copy runs on for its
+# -rw_timeout (20 to 40 s) after its last byte: it does not end at nginx-rtmp's
+# UnpublishNotify, and it keeps the last audio packet in its interleaving queue until its
+# input ends, so nothing outside can tell that it has everything. With them it ends and
+# flushes at the last packet (loopback, nginx-rtmp: at the moment the publisher ended,
+# 274/274 packets identical). A player short of a packet still waits for -rw_timeout as
+# before; a packet beyond the source's count is not written (a duplicate inside the
+# stream still shows: the list then lacks the last packet).
+frame_limits() {
+	awk -F', *' '
+		/^#media_type/ { split($0, a, /[ :]+/); type[a[2]] = a[3]; next }
+		/^#/ { next }
+		{ n[type[$1]]++ }
+		END {
+			if (n["video"]) printf "-frames:v %d ", n["video"]
+			if (n["audio"]) printf "-frames:a %d", n["audio"]
+		}' "$1"
+}
+
 # packets_match WHAT SRC_MD5 GOT_MD5 [LOG]: one assertion that what was received (GOT_MD5,
 # ffmpeg's framemd5 output) holds every packet of the source (SRC_MD5), with the same
 # sizes and hashes in the same order per media type; on failure, the first differences

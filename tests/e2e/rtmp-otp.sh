@@ -55,11 +55,12 @@ check "generate a 6 s H.264/AAC test clip" make_video "$T/src.flv" 6
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
 
 bg player nsx client ffmpeg -nostdin -loglevel warning -rw_timeout 30000000 \
-	-i rtmp://10.78.2.2/live/test -map 0 -c copy -f framemd5 "$T/play.md5"
+	-i rtmp://10.78.2.2/live/test -map 0 -c copy $(frame_limits "$T/src.md5") -f framemd5 "$T/play.md5"
 check "the player joined stream test at nginx" rtmp_joined "$T/nginx-server/logs/error.log" test
 check "publish the clip through the encryptors" \
 	nsx client ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.78.2.2/live/test
-# The player ends -rw_timeout after the last byte: wait longer than that, in seconds.
+# The player ends at the source's last packet (frame_limits), or else -rw_timeout after its
+# last byte: wait longer than that, in seconds.
 if ! wait_for 90 bash -c "! kill -0 $PID_player"; then
 	kill -INT "$PID_player"
 	wait_for 10 bash -c "! kill -0 $PID_player"

@@ -28,14 +28,14 @@ check "nginx-rtmp listens on 1935 in the server netns" rtmp_server server 1935
 check "generate a 4 s H.264/AAC test clip" make_video "$T/src.flv" 4
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
 
-# Player first, so it sees the stream from its first packet; it ends when the publisher
-# unpublishes (nginx-rtmp sends NetStream.Play.UnpublishNotify, ffmpeg treats it as EOF).
+# Player first, so it sees the stream from its first packet.
 bg player nsx client ffmpeg -nostdin -loglevel warning -rw_timeout 20000000 \
-	-i rtmp://10.77.2.2/live/test -map 0 -c copy -f framemd5 "$T/play.md5"
+	-i rtmp://10.77.2.2/live/test -map 0 -c copy $(frame_limits "$T/src.md5") -f framemd5 "$T/play.md5"
 check "the player joined stream test at nginx" rtmp_joined "$T/nginx-server/logs/error.log" test
 check "publish the clip from the client at real-time rate" \
 	nsx client ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.77.2.2/live/test
-# The player ends -rw_timeout after the last byte: wait longer than that, in seconds.
+# The player ends at the source's last packet (frame_limits), or else -rw_timeout after its
+# last byte: wait longer than that, in seconds.
 if ! wait_for 90 bash -c "! kill -0 $PID_player"; then
 	kill -INT "$PID_player"
 	wait_for 10 bash -c "! kill -0 $PID_player"
