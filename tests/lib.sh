@@ -148,6 +148,11 @@ finish() {
 # ADDR:7000, its certificate from $T/pki (scripts/mkpki.sh), store, control socket and
 # pidfile under $T, quick caching rounds (blocks usable after 100 ms, a round every 50 ms),
 # and reconnects at most 1 s apart (reconnect-max 1); then each LINE as given (keepalive, dist-*, neighbours, ...).
+# Each link's store holds at most 32 MiB of live key (link-max-bytes; kmsd's default is
+# 1 GiB): the stores live in the UML's /tmp, a tmpfs of half its 1536 MiB, and kms-ring's
+# eight link stores (four qkdsimd at 8 Mbit/s, two ends each) filled it within minutes:
+# every transaction then failed with "No space left on device", transfers stopped and the
+# stream starved (0 packets played). 32 MiB is many times what any test's streams take.
 kms_conf() {
 	local n=$1 a=$2; shift 2
 	{
@@ -163,6 +168,7 @@ pidfile $T/$n.pid
 min-block-age-ms 100
 round-interval-ms 50
 reconnect-max 1
+link-max-bytes 33554432
 EOC
 		printf '%s\n' "$@"
 	} >"$T/$n.conf"
