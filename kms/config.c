@@ -53,6 +53,7 @@ void config_defaults(struct kms_config *cf)
 	cf->keepalive_s = 5;
 	cf->reconnect_max_s = 30;
 	cf->link_max_bytes = 1ULL << 30;
+	cf->store_min_free = 64ULL << 20;
 	cf->dist_block = 32768;
 	cf->dist_low = 64 * 1024;
 	cf->dist_target = 256 * 1024;
@@ -344,6 +345,9 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 	} else if (!strcmp(w[0], "link-max-bytes")) {
 		if (!(rc = set_uint(p, &v, "link-max-bytes", w[1], 4096, 1ULL << 40)))
 			cf->link_max_bytes = v;
+	} else if (!strcmp(w[0], "store-min-free")) {
+		if (!(rc = set_uint(p, &v, "store-min-free", w[1], 0, 1ULL << 40)))
+			cf->store_min_free = v;
 	} else if (!strcmp(w[0], "write-high-watermark")) {
 		if (!(rc = set_uint(p, &v, "write-high-watermark", w[1], 65536, 1ULL << 30)))
 			cf->write_high_watermark = v;

@@ -52,6 +52,7 @@ struct kms_config {
 	unsigned keepalive_s;		/* peer keepalive interval; dead after 3 missed */
 	unsigned reconnect_max_s;	/* reconnect backoff ceiling */
 	uint64_t link_max_bytes;	/* stop storing QKD blocks for a link above this */
+	uint64_t store_min_free;	/* ... and for every link below this much free space */
 	size_t write_high_watermark;	/* peer channel backpressure */
 	uint32_t dist_block;		/* key distribution: bytes per block pushed */
 	uint64_t dist_low;		/* refill an encrypt ring below this many bytes */

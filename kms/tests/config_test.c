@@ -26,7 +26,7 @@ static void test_full(void **state)
 	const char *t = "# kmsd test\n" BASE
 		"control /run/k.sock   # trailing comment\n"
 		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\n"
-		"keepalive 2\nlink-max-bytes 1048576\n"
+		"keepalive 2\nlink-max-bytes 1048576\nstore-min-free 0\n"
 		"dist-block 1024\ndist-low-watermark 8192\ndist-target 65536\n"
 		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a"
 		" qotp-peer 7\n"
@@ -42,6 +42,7 @@ static void test_full(void **state)
 	assert_int_equal(cf.lock_timeout_ms, 2000);
 	assert_int_equal(cf.keepalive_s, 2);
 	assert_true(cf.link_max_bytes == 1048576);
+	assert_true(cf.store_min_free == 0);
 	assert_int_equal(cf.n_nb, 2);
 	assert_string_equal(cf.nb[0].id, "kms-b");
 	assert_string_equal(cf.nb[0].address, "127.0.0.1:7001");
