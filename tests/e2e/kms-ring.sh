@@ -31,7 +31,8 @@
 # that times out is retried avoiding its first hop, so under load some keys may go
 # through O before the cut too: the checks do not forbid it.)
 # Measured 2026-11-27 with 3 to 5 other UML runs on the 2 shared cores (load average
-# 5-12): 11 to 15 min (not yet measured on an idle machine); hence its own limit:
+# 5-12): 11 to 15 min, its stores then filling the UML's tmpfs; since they are capped
+# (kms_conf) about 5 min with one other UML beside it. Its own limit, for busy machines:
 # qotp-timeout: 1200
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
