@@ -120,7 +120,7 @@ until_s() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do 
 gone() { ! kill -0 "$1" 2>/dev/null; }
 bg player nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 40000000 \
 	-i rtmp://10.81.0.2/live/demo -map 0 -c copy $(frame_limits "$T/src.md5") -f flv "$T/play.flv"
-rtmp_joined "$T/nginx-server/logs/error.log" demo 60 || fail "player joins the stream at nginx"
+rtmp_joined "$T/nginx-server/logs/error.log" demo 120 || fail "player joins the stream at nginx"
 date +%s.%N >"$T/stream.start"
 check "publish from B" nsx cliB ffmpeg -nostdin -loglevel error -re -i "$T/src.flv" -c copy -f flv rtmp://10.81.0.2/live/demo
 date +%s.%N >"$T/stream.end"

@@ -7,8 +7,8 @@
 #   kunit    qotp_test.ko's KUnit suites inside UML (one result per KTAP test case)
 #   e2e      tests/e2e/*.sh, each in its own UML boot (one result per [ OK ]/[FAIL] line),
 #            E2E_JOBS at once (default: CPU count, at most 4)
-#   integ    tests/integ/*.sh on the host, loopback only (likewise), one at a time, each
-#            alone (after the e2e scripts when both run)
+#   integ    tests/integ/*.sh on the host, loopback only (likewise), one at a time; when
+#            both run, integ scripts take the slots the last e2e scripts leave free
 # and ends with the time each part took (the ten slowest) and the line "N passed, N failed"
 # (", N skipped" when some were skipped).
 #
@@ -243,19 +243,18 @@ run_one() {
 # Stopped or interrupted: stop the scripts still running, not leave them behind.
 trap 'trap - TERM INT; kill -TERM $(jobs -p) 2>/dev/null; wait; exit 143' TERM INT
 
-# run_scripts KIND...: the scripts of tests/KIND/ for each KIND (e2e, integ), e2e_jobs at a
-# time. e2e scripts start first, longest time limit first (the long ones are the stream
-# tests), so that the last to finish is a short one; integ scripts follow, each alone: they
-# share the host's loopback and its ports, and their kmsd keep time on the host's CPUs (run
-# beside a UML kernel, which takes a core, CI saw five of them miss their waits). Each is
-# tallied as it ends.
+# run_scripts KIND...: the scripts of tests/KIND/ for each KIND (e2e, integ), as one pool of
+# e2e_jobs slots. e2e scripts start first, longest time limit first (the long ones are the
+# stream tests), so that the last to finish is a short one; integ scripts follow, one at a
+# time (they share the host's loopback and its ports), each in the first slot that frees:
+# beside the tail of the e2e scripts instead of after them. Each is tallied as it ends.
 run_scripts() {
 	local jobs=1 t name log pid started kind k
 	local -A name_of=() log_of=() start_of=() kind_of=()
 	for k in "$@"; do [ "$k" != e2e ] || jobs=$e2e_jobs; done
 	if [ "$jobs" -gt 1 ]; then
 		printf '  (%d at a time%s)\n' "$jobs" \
-			"$([[ " $* " == *" integ "* ]] && echo '; then each integ script alone')"
+			"$([[ " $* " == *" integ "* ]] && echo '; integ scripts one at a time, once every e2e script has started')"
 	fi
 	local ordered=()
 	mapfile -t ordered < <(for kind in "$@"; do
@@ -267,8 +266,11 @@ run_scripts() {
 				"$(script_timeout "$t" "$kind")" "$kind" "$t"
 		done
 	done | sort -k1,1n -k2,2nr -k4,4 -s | cut -d' ' -f3-)
+	# Its own name, log and kind: it runs while the loop below holds the next script's,
+	# and once overwrote the next script's kind with the ended one's (every integ script
+	# then ran as an e2e script, inside UML, in CI: "e2e/install: timed out").
 	finish_one() {
-		local pid=$1 rc took
+		local pid=$1 rc took name log kind
 		name=${name_of[$pid]}
 		log=${log_of[$pid]}
 		kind=${kind_of[$pid]}
@@ -280,10 +282,15 @@ run_scripts() {
 		tally_script "$kind/$name" "$log" "$rc"
 		unset "name_of[$pid]" "log_of[$pid]" "start_of[$pid]" "kind_of[$pid]"
 	}
+	integ_running() {
+		local k
+		for k in "${kind_of[@]}"; do [ "$k" != integ ] || return 0; done
+		return 1
+	}
 	for t in "${ordered[@]}"; do
 		kind=${t%% *}
 		t=${t#* }
-		while [ ${#name_of[@]} -ge "$jobs" ] || { [ "$kind" = integ ] && [ ${#name_of[@]} -gt 0 ]; }; do
+		while [ ${#name_of[@]} -ge "$jobs" ] || { [ "$kind" = integ ] && integ_running; }; do
 			wait -n -p pid
 			finish_one "$pid"
 		done

@@ -23,7 +23,7 @@
 # nothing and O relays the pair's keys (a transfer asked for after the cut goes through
 # O, and the stream after the cut outlives the stock encA's ring held at the cut: it runs
 # on keys delivered since); every packet played back from behind encA equals
-# the source (an 18 s 160x120 clip); tshark on inet dissects no RTMP and finds no plaintext
+# the source (a 40 s 160x120 clip); tshark on inet dissects no RTMP and finds no plaintext
 # marker; the kernel rings' pushed counters equal what kms-a and kms-c delivered, and each
 # decrypt ring holds what the other side's encrypt ring holds (more only by offers that
 # expired at the encryptor: an ACCEPT delayed by the cut); no id refused, no checksum or
@@ -38,7 +38,11 @@
 . "$(dirname "$0")/dp-topo.inc"
 LIVE_CLIENT=client LIVE_SERVER=server LIVE_URL=rtmp://10.83.0.2/live LIVE_WIRE=inet
 . "$(dirname "$0")/kms-stream.inc"
-SECS=18
+# 40 s: the stream must outlast routing's convergence after the cut (up to about 20 s on a
+# busy machine: M learns of it at its next keepalive) and still need keys after it. An 18 s
+# clip did while starved stores slowed its start; once they no longer filled the tmpfs it
+# ended 5 s after the cut, D had nothing left to relay and "D relayed since the cut" failed.
+SECS=40
 WM=32768
 # qkdsimd bit/s per link. 2 Mbit/s (250 KB/s, about 2.5 times the link key the stream's
 # transfers take on each hop) starved the relays: with a loaded UML, caching verified too
@@ -188,6 +192,8 @@ note "at convergence: encA had encrypted $(($(enc) - e_cut)) B since the cut; re
 # Keys went the other way: O relayed since the cut (attempts that failed through M are
 # retried avoiding it, even before routing converged), and a transfer A -> C asked for
 # now commits through O alone.
+o_moved() { [ "$(pp kms-$O relayed)" -gt "$o_cut" ]; }
+until_s 30 o_moved
 check "$OO relayed since the cut ($o_cut -> $(pp kms-$O relayed))" test "$(pp kms-$O relayed)" -gt "$o_cut"
 o2=$(pp kms-$O relayed); m2=$(pp kms-$M relayed)
 check "kmsctl transfer kms-c 32000 from A commits after the cut" \
