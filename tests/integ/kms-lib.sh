@@ -119,6 +119,17 @@ start_kmsd() {
 
 kmsctl() { "$QOTP_BIN/kmsctl" -s "$T/$1.sock" "${@:2}"; }
 
+# intake_stays NODE WHAT: once what was in flight has landed (2 s), NODE's first link takes
+# no QKD block for 2 s more; one assertion named WHAT, with the two counts
+intake_stays() {
+	local v1 v2
+	sleep 2
+	v1=$(link_field "$1" qkd_blocks)
+	sleep 2
+	v2=$(link_field "$1" qkd_blocks)
+	check "$2 ($v1 -> $v2)" test "$v1" -eq "$v2"
+}
+
 # link_field NODE FIELD: one number or word from `kmsctl --json links` (first link)
 link_field() {
 	kmsctl "$1" --json links 2>/dev/null |
