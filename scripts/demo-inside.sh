@@ -2,7 +2,7 @@
 # Inside UML (scripts/demo.sh boots it): the paper's §VI.1 experiment, three sites, star A-B, A-C.
 #
 #   cliB --- encB ==\                      /== encC --- cliC (player)
-#   (publisher)  kmsd B   "net" (tshark)   kmsd C
+#   (publisher)  kmsd B   "net" (dumpcap)  kmsd C
 #                    \==== encA (kmsd A) ====/
 #                           |
 #                         server (nginx-rtmp :1935)
