@@ -32,13 +32,13 @@
 # through O before the cut too: the checks do not forbid it.)
 # Measured 2026-11-27 with 3 to 5 other UML runs on the 2 shared cores (load average
 # 5-12): 11 to 15 min, its stores then filling the UML's tmpfs; since they are capped
-# (kms_conf) about 5 min with one other UML beside it. Its own limit, for busy machines:
+# (kms_conf) 5 to 10 min with one or two other UMLs beside it. Own limit, for busy machines:
 # qotp-timeout: 1200
 . "$(dirname "$0")/../lib.sh"
 . "$(dirname "$0")/dp-topo.inc"
 LIVE_CLIENT=client LIVE_SERVER=server LIVE_URL=rtmp://10.83.0.2/live LIVE_WIRE=inet
 . "$(dirname "$0")/kms-stream.inc"
-# 40 s: the stream must outlast routing's convergence after the cut (up to about 20 s on a
+# 40 s: the stream must outlast routing's convergence after the cut (20 to 30 s on a
 # busy machine: M learns of it at its next keepalive) and still need keys after it. An 18 s
 # clip did while starved stores slowed its start; once they no longer filled the tmpfs it
 # ended 5 s after the cut, D had nothing left to relay and "D relayed since the cut" failed.
