@@ -238,14 +238,11 @@ framemd5_list() {
 # before; a packet beyond the source's count is not written (a duplicate inside the
 # stream still shows: the list then lacks the last packet).
 frame_limits() {
-	awk -F', *' '
-		/^#media_type/ { split($0, a, /[ :]+/); type[a[2]] = a[3]; next }
-		/^#/ { next }
-		{ n[type[$1]]++ }
+	framemd5_list "$1" | awk '{ n[$1]++ }
 		END {
 			if (n["video"]) printf "-frames:v %d ", n["video"]
 			if (n["audio"]) printf "-frames:a %d", n["audio"]
-		}' "$1"
+		}'
 }
 
 # packets_match WHAT SRC_MD5 GOT_MD5 [LOG]: one assertion that what was received (GOT_MD5,
