@@ -185,7 +185,14 @@ static const unsigned char whole_scan[__Q_LAST] = {
 struct store {
 	sqlite3 *db;
 	sqlite3_stmt *q[__Q_LAST];
-	int in_tx;
+	int in_tx;			/* the caller's store_begin */
+	int tx_in_group;		/* ... as a savepoint of the open group */
+	/* group commit (store_group_enable) */
+	int group_on, group_open;
+	uint64_t group_ops;		/* operations in the open group */
+	void (*group_opened)(void *arg);
+	void (*group_done)(void *arg, int ok, uint64_t ops);
+	void *group_arg;
 };
 
 const char *block_state_name(int state)
@@ -229,10 +236,90 @@ static int step_done(struct store *st, sqlite3_stmt *s)
 	return rc == SQLITE_DONE ? sqlite3_changes(st->db) : -1;
 }
 
+/*
+ * Group commit. Without it every single operation is a transaction of its own, committed
+ * (one fsync) before it returns. With it, single operations outside store_begin join one
+ * transaction that stays open until store_group_commit(); each is a savepoint in it, so
+ * it is still all or nothing. Nothing that depends on such an operation may leave the
+ * process before the group commits: the owner holds its messages until group_done says
+ * so. A store_begin commits the open group first, so an explicit transaction is still
+ * durable when store_commit returns, as without groups.
+ */
+void store_group_enable(struct store *st, void (*opened)(void *arg),
+			void (*committed)(void *arg, int ok, uint64_t ops), void *arg)
+{
+	st->group_on = 1;
+	st->group_opened = opened;
+	st->group_done = committed;
+	st->group_arg = arg;
+}
+
+int store_group_pending(const struct store *st)
+{
+	return st->group_open;
+}
+
+int store_group_commit(struct store *st)
+{
+	uint64_t ops = st->group_ops;
+	int ok;
+
+	if (!st->group_open)
+		return 0;
+	st->group_open = 0;
+	st->group_ops = 0;
+	ok = exec(st, "COMMIT") == 0;
+	/* done() before the rollback: store_errmsg() still says why */
+	if (st->group_done)
+		st->group_done(st->group_arg, ok, ops);
+	if (!ok)
+		exec(st, "ROLLBACK");
+	return ok ? 0 : -1;
+}
+
+/* One single operation: its own transaction, or a savepoint in the open group. */
+static int op_begin(struct store *st)
+{
+	if (!st->group_on)
+		return exec(st, "BEGIN IMMEDIATE");
+	if (!st->group_open) {
+		if (exec(st, "BEGIN IMMEDIATE"))
+			return -1;
+		st->group_open = 1;
+		if (st->group_opened)
+			st->group_opened(st->group_arg);
+	}
+	if (exec(st, "SAVEPOINT op"))
+		return -1;
+	st->group_ops++;
+	return 0;
+}
+
+static int op_end(struct store *st, int ok)
+{
+	if (!st->group_on) {
+		if (ok && exec(st, "COMMIT") == 0)
+			return 0;
+		exec(st, "ROLLBACK");
+		return ok ? -1 : 0;
+	}
+	if (ok && exec(st, "RELEASE op") == 0)
+		return 0;
+	exec(st, "ROLLBACK TO op");
+	exec(st, "RELEASE op");
+	return ok ? -1 : 0;
+}
+
 int store_begin(struct store *st)
 {
-	if (exec(st, "BEGIN IMMEDIATE"))
+	if (st->group_open) {
+		/* joins the group; store_commit commits them together */
+		if (exec(st, "SAVEPOINT tx"))
+			return -1;
+		st->tx_in_group = 1;
+	} else if (exec(st, "BEGIN IMMEDIATE")) {
 		return -1;
+	}
 	st->in_tx = 1;
 	return 0;
 }
@@ -240,6 +327,15 @@ int store_begin(struct store *st)
 int store_commit(struct store *st)
 {
 	st->in_tx = 0;
+	if (st->tx_in_group) {
+		st->tx_in_group = 0;
+		if (exec(st, "RELEASE tx")) {
+			exec(st, "ROLLBACK TO tx");
+			exec(st, "RELEASE tx");
+			return -1;
+		}
+		return store_group_commit(st);
+	}
 	if (exec(st, "COMMIT")) {
 		exec(st, "ROLLBACK");
 		return -1;
@@ -250,13 +346,19 @@ int store_commit(struct store *st)
 void store_rollback(struct store *st)
 {
 	st->in_tx = 0;
+	if (st->tx_in_group) {
+		st->tx_in_group = 0;
+		exec(st, "ROLLBACK TO tx");
+		exec(st, "RELEASE tx");
+		return;
+	}
 	exec(st, "ROLLBACK");
 }
 
-/* Single operations run in their own transaction unless the caller opened one. */
-#define AUTO_TX_BEGIN(st) int own_tx_ = !(st)->in_tx; if (own_tx_ && store_begin(st)) return -1
-#define AUTO_TX_END(st, rc) do { if (own_tx_) { if ((rc) < 0) store_rollback(st); \
-	else if (store_commit(st)) (rc) = -1; } } while (0)
+/* Single operations run in a transaction (or group savepoint) of their own, unless the
+ * caller opened one. */
+#define AUTO_TX_BEGIN(st) int own_tx_ = !(st)->in_tx; if (own_tx_ && op_begin(st)) return -1
+#define AUTO_TX_END(st, rc) do { if (own_tx_ && op_end(st, (rc) >= 0)) (rc) = -1; } while (0)
 
 int store_plans(struct store *st,
 		void (*fn)(const char *sql, const char *plan, int whole, void *arg), void *arg)
@@ -343,6 +445,7 @@ void store_close(struct store *st)
 {
 	if (!st)
 		return;
+	store_group_commit(st);
 	for (int i = 0; i < __Q_LAST; i++)
 		sqlite3_finalize(st->q[i]);
 	sqlite3_close(st->db);
@@ -741,13 +844,10 @@ static int use_one(struct store *st, sqlite3_stmt *sel, const char *link,
 {
 	sqlite3_stmt *upd = Q(st, Q_USE_UPD);
 	size_t n = 0;
-	int rc;
+	int rc, own_tx_ = 1;
 
-	if (st->in_tx) {
-		done(sel);
-		return -1;	/* must commit before the bytes are returned */
-	}
-	if (store_begin(st)) {
+	/* not inside a caller's transaction: committed (or grouped) on its own */
+	if (st->in_tx || op_begin(st)) {
 		done(sel);
 		return -1;
 	}
@@ -759,11 +859,7 @@ static int use_one(struct store *st, sqlite3_stmt *sel, const char *link,
 		if (step_done(st, upd) != 1)
 			rc = -1;
 	}
-	if (rc < 0) {
-		store_rollback(st);
-	} else if (store_commit(st)) {
-		rc = -1;
-	}
+	AUTO_TX_END(st, rc);
 	if (rc < 0) {
 		wipe_blocks(out, n);
 		return -1;

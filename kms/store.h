@@ -14,7 +14,9 @@
  * store can never be inserted again, so no block is handed out twice, even if the QKD source
  * repeats an id. Every transition is one SQLite transaction committed with fsync before the
  * function returns, which is what makes kill -9 safe: take/commit mark the block delivered
- * *before* the caller gets or sends its bytes.
+ * *before* the caller gets or sends its bytes. With group commit (store_group_enable, kmsd)
+ * single operations share one transaction per event-loop pass instead, and the rule becomes:
+ * committed before anything that depends on them leaves the process.
  */
 #ifndef KMS_STORE_H
 #define KMS_STORE_H
@@ -65,10 +67,30 @@ const char *store_errmsg(struct store *st);
 /* Startup recovery: locks of a dead round go back to fresh, reservations to verified. */
 int store_recover(struct store *st);
 
-/* Batch several operations in one transaction (one fsync). Not nestable. */
+/*
+ * Batch several operations in one transaction (one fsync). Not nestable. With an open
+ * group (below) the batch joins it and store_commit commits both: either way the batch is
+ * durable when store_commit returns 0.
+ */
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+
+/*
+ * Group commit: from now on, every single operation called outside store_begin joins one
+ * open transaction (a savepoint each: still all or nothing) instead of committing on its
+ * own. opened(arg) is called when an operation opens a group; store_group_commit() (the
+ * owner's end of an event-loop pass, a store_commit, store_close) commits it with one
+ * fsync and calls done(arg, ok, ops) with the number of operations it held. The owner must
+ * hold every message, answer or kernel push that depends on a grouped operation until
+ * done(arg, 1, ops); after done(arg, 0, ops) the group's operations never happened while
+ * the owner's memory says they did.
+ */
+void store_group_enable(struct store *st, void (*opened)(void *arg),
+			void (*done)(void *arg, int ok, uint64_t ops), void *arg);
+int store_group_pending(const struct store *st);
+/* 0 committed (or nothing open), -1 failed and rolled back. */
+int store_group_commit(struct store *st);
 
 /* Adds a fresh block. Returns 0 added, 1 if the id was ever known (ignored), -1 error. */
 int store_add_fresh(struct store *st, const char *link, uint64_t id, const uint8_t *raw,

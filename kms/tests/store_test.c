@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include <sqlite3.h>
 
@@ -537,6 +538,112 @@ static void test_take_in_tx(void **state)
 	assert_int_equal(store_take_id(f->st, "b", 3, f->out), 1);	/* taken once */
 }
 
+struct grp {
+	int opened, done, ok;
+	uint64_t ops;
+};
+
+static void grp_opened(void *arg)
+{
+	((struct grp *)arg)->opened++;
+}
+
+static void grp_done(void *arg, int ok, uint64_t ops)
+{
+	struct grp *g = arg;
+
+	g->done++;
+	g->ok = ok;
+	g->ops += ops;
+}
+
+/* Rows of link b another connection (another process's view) sees committed. */
+static int committed_rows(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int n = -1;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM blocks WHERE link='b'", -1, &s,
+			       NULL) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * Group commit: single operations share one transaction until store_group_commit (each a
+ * savepoint), a caller's transaction joins the group and commits it, and a process that
+ * dies before the commit leaves nothing of the group on disk.
+ */
+static void test_group(void **state)
+{
+	struct fx *f = *state;
+	struct grp g = { 0 };
+	char err[256];
+	size_t len;
+	pid_t pid;
+	int st, status;
+
+	store_group_enable(f->st, grp_opened, grp_done, &g);
+	assert_false(store_group_pending(f->st));
+	add(f->st, "b", 1, 0x11, 164, 0);
+	add(f->st, "b", 2, 0x12, 164, 0);
+	assert_true(g.opened == 1 && g.done == 0 && store_group_pending(f->st));
+	verify_all(f->st, "b", 1, 2);
+	assert_int_equal(store_take_use(f->st, "b", 1, 50, f->out), 0);
+	assert_true(f->out[0].id == 1);
+	assert_int_equal(committed_rows(f->path), 0);	/* nothing on disk yet */
+	assert_int_equal(store_group_commit(f->st), 0);
+	assert_true(g.done == 1 && g.ok == 1 && g.ops == 5 && !store_group_pending(f->st));
+	assert_int_equal(committed_rows(f->path), 2);
+	assert_int_equal(store_group_commit(f->st), 0);	/* nothing open: no call */
+	assert_int_equal(g.done, 1);
+
+	/* a caller's transaction joins the open group; its rollback keeps the group's ops */
+	add(f->st, "b", 3, 0x13, 164, 0);
+	assert_int_equal(store_begin(f->st), 0);
+	add(f->st, "b", 4, 0x14, 164, 0);
+	store_rollback(f->st);
+	assert_true(store_group_pending(f->st) && g.done == 1);
+	assert_int_equal(store_begin(f->st), 0);
+	add(f->st, "b", 5, 0x15, 164, 0);
+	assert_int_equal(store_commit(f->st), 0);	/* durable on return: the group with it */
+	assert_true(g.opened == 2 && g.done == 2 && !store_group_pending(f->st));
+	assert_int_equal(committed_rows(f->path), 4);
+	assert_int_equal(store_get(f->st, "b", 4, &st, NULL, &len, NULL, NULL), 1);
+	/* a caller's transaction without an open group is one of its own, as without groups */
+	assert_int_equal(store_begin(f->st), 0);
+	add(f->st, "b", 6, 0x16, 164, 0);
+	assert_false(store_group_pending(f->st));
+	assert_int_equal(store_commit(f->st), 0);
+	assert_true(g.opened == 2 && g.done == 2);
+
+	/* dies with a group open: none of it was committed */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct store *c = store_open(f->path, err, sizeof(err));
+		struct grp cg = { 0 };
+
+		if (!c)
+			_exit(2);
+		store_group_enable(c, grp_opened, grp_done, &cg);
+		if (store_take_use_id(c, "b", 2, f->out) || store_add_fresh(c, "b", 7,
+		    f->out[0].key, 10, 0) || !store_group_pending(c))
+			_exit(3);
+		_exit(0);			/* no commit, no close: as kill -9 */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(committed_rows(f->path), 5);
+	assert_int_equal(store_get(f->st, "b", 2, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_VERIFIED);		/* the dead group's take never happened */
+	assert_int_equal(store_get(f->st, "b", 7, &st, NULL, &len, NULL, NULL), 1);
+}
+
 static void test_schema_version(void **state)
 {
 	struct fx *f = *state;
@@ -627,6 +734,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_xfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dist_map, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_in_tx, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
 	};
