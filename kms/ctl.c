@@ -283,6 +283,7 @@ struct ctl_req {
 	struct bufferevent *bev;
 	uint64_t cookie, start_ms;
 	int json;
+	int answered;			/* answer written, held until the store group commits */
 };
 
 static void ctl_done_cb(struct bufferevent *bev, void *arg);
@@ -293,7 +294,7 @@ static struct ctl_req *req_unlink(struct kmsd *d, struct bufferevent *bev, uint6
 	for (struct ctl_req **pp = &d->ctl_reqs; *pp; pp = &(*pp)->next) {
 		struct ctl_req *r = *pp;
 
-		if ((bev && r->bev == bev) || (!bev && r->cookie == cookie)) {
+		if ((bev && r->bev == bev) || (!bev && !r->answered && r->cookie == cookie)) {
 			*pp = r->next;
 			return r;
 		}
@@ -308,6 +309,27 @@ static void req_event_cb(struct bufferevent *bev, short what, void *arg)
 	bufferevent_free(bev);
 }
 
+static void answer(struct kmsd *d, struct ctl_req *r)
+{
+	bufferevent_setcb(r->bev, NULL, ctl_done_cb, ctl_event_cb, d);
+	bufferevent_enable(r->bev, EV_WRITE);
+	free(r);
+}
+
+void ctl_release_held(struct kmsd *d)
+{
+	struct ctl_req **pp = &d->ctl_reqs, *r;
+
+	while ((r = *pp)) {
+		if (r->answered) {
+			*pp = r->next;
+			answer(d, r);
+		} else {
+			pp = &r->next;
+		}
+	}
+}
+
 void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, uint64_t txid,
 		   size_t len, const uint8_t *fp)
 {
@@ -317,6 +339,8 @@ void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, ui
 
 	if (!r)
 		return;
+	/* written now, sent once the key it reports is committed (ctl_release_held) */
+	bufferevent_disable(r->bev, EV_WRITE);
 	o = bufferevent_get_output(r->bev);
 	ms = (unsigned long long)(mono_ms() - r->start_ms);
 	if (err) {
@@ -332,9 +356,13 @@ void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, ui
 				    dst, len, txid, fp[0], fp[1], fp[2], fp[3], fp[4], fp[5], fp[6],
 				    fp[7], ms);
 	}
-	bufferevent_setcb(r->bev, NULL, ctl_done_cb, ctl_event_cb, d);
-	bufferevent_enable(r->bev, EV_WRITE);
-	free(r);
+	if (!store_group_pending(d->st)) {
+		answer(d, r);
+		return;
+	}
+	r->answered = 1;
+	r->next = d->ctl_reqs;
+	d->ctl_reqs = r;
 }
 
 /* transfer NODE BYTES: starts a key transfer + PPETP relay; answered by ctl_xfer_done. */

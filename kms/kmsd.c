@@ -34,6 +34,57 @@ int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * Group commit (store.h): the store operations of one event-loop pass share a transaction,
+ * committed (one fsync) by sync_cb, which runs at KMSD_PRIO_SYNC as soon as the callbacks
+ * that were ready in the pass have run. Until then every peer message and transfer answer
+ * is held (peer_send, ctl_xfer_done): nothing leaves before the state it depends on is on
+ * disk, the rule the kill -9 guarantees rest on (Documentation/kms.md, "Group commit").
+ */
+static void sync_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct kmsd *d = arg;
+
+	store_group_commit(d->st);
+}
+
+void kmsd_sync(struct kmsd *d)
+{
+	store_group_commit(d->st);
+}
+
+static void group_opened(void *arg)
+{
+	struct kmsd *d = arg;
+
+	event_active(d->sync_ev, EV_TIMEOUT, 0);
+}
+
+static void group_done(void *arg, int ok, uint64_t ops)
+{
+	struct kmsd *d = arg;
+
+	/*
+	 * The group's operations (hop keys taken, transfer keys stored, ...) never happened on
+	 * disk but did in memory: the only state that agrees with the store again is a fresh
+	 * start from it, the same recovery as after kill -9. Nothing held was sent.
+	 */
+	if (!ok)
+		fatalx("store: cannot commit %llu operations: %s; exiting (nothing that depended "
+		       "on them left kmsd; a restart recovers from the last commit)",
+		       (unsigned long long)ops, store_errmsg(d->st));
+	d->groups++;
+	d->group_ops += ops;
+	if (d->group_ppetp && d->failpoint == FP_PPETP_AFTER_COMMIT) {
+		log_warnx("KMSD_FAILPOINT: killed after a group's commit, its PPETP message "
+			  "held");
+		raise(SIGKILL);
+	}
+	d->group_ppetp = 0;
+	peer_release_held(d);
+	ctl_release_held(d);
+}
+
 static struct cache_params params_of(const struct kms_config *cf)
 {
 	struct cache_params p = {
@@ -269,7 +320,8 @@ static int links_init(struct kmsd *d)
 		cache_link_init(&l->cache, d->st, d->cf.node_id, l->nb.id, &prm, txid >> 1 | 1);
 		l->round_ev = evtimer_new(d->base, round_cb, l);
 		l->reconnect_ev = evtimer_new(d->base, reconnect_cb, l);
-		if (!l->round_ev || !l->reconnect_ev)
+		if (!l->round_ev || !l->reconnect_ev ||
+		    event_priority_set(l->round_ev, KMSD_PRIO_BULK))
 			return -1;
 		l->qkd = qkd_backend_ops(l->nb.qkd_backend)->open(d->base, &l->nb, &cb, l);
 		if (!l->qkd)
@@ -399,14 +451,29 @@ int main(int argc, char **argv)
 	if (!fg && daemon(0, 0))
 		fatal("daemon");
 	d.started = time(NULL);
+	{
+		const char *fp = getenv("KMSD_FAILPOINT");
+
+		if (fp && !strcmp(fp, "ppetp-before-commit"))
+			d.failpoint = FP_PPETP_BEFORE_COMMIT;
+		else if (fp && !strcmp(fp, "ppetp-after-commit"))
+			d.failpoint = FP_PPETP_AFTER_COMMIT;
+		else if (fp && *fp)
+			fatalx("KMSD_FAILPOINT: unknown crash point `%s'", fp);
+	}
 	d.st = store_open(d.cf.store, err, sizeof(err));
 	if (!d.st)
 		fatalx("store: %s", err);
 	if (store_recover(d.st))
 		fatalx("store recovery: %s", store_errmsg(d.st));
 	d.base = event_base_new();
-	if (!d.base)
+	if (!d.base || event_base_priority_init(d.base, KMSD_NPRIO))
 		fatalx("event_base_new failed");
+	/* events are created at the middle priority, KMSD_PRIO_PROTO, unless set otherwise */
+	d.sync_ev = event_new(d.base, -1, 0, sync_cb, &d);
+	if (!d.sync_ev || event_priority_set(d.sync_ev, KMSD_PRIO_SYNC))
+		fatalx("event_new failed");
+	store_group_enable(d.st, group_opened, group_done, &d);
 	if (peer_listen(&d) || ctl_listen(&d))
 		fatalx("cannot listen, exiting");
 	if (d.cf.pidfile[0]) {
@@ -435,6 +502,7 @@ int main(int argc, char **argv)
 
 	/* Reverse order. Closing peers releases the locks of a round in flight. */
 	d.stopping = 1;
+	kmsd_sync(&d);
 	peer_shutdown(&d);
 	ctl_close(&d);
 	kd_free(&d);
@@ -444,7 +512,8 @@ int main(int argc, char **argv)
 	event_free(d.tick_ev);
 	for (int i = 0; i < 3; i++)
 		event_free(sigev[i]);
-	store_close(d.st);
+	store_close(d.st);		/* commits a group the shutdown opened; nothing is held */
+	event_free(d.sync_ev);
 	SSL_CTX_free(d.ssl_srv);
 	SSL_CTX_free(d.ssl_cli);
 	event_base_free(d.base);

@@ -69,6 +69,9 @@ struct peer {
 	int64_t last_rx_ms;
 	char addr[KMS_ADDR_MAX];
 	struct msg *in, *out;		/* scratch messages (large) */
+	struct evbuffer *held;		/* sent while a store group was open (kmsd_sync) */
+	struct peer *held_next;		/* on kmsd.held (held_listed) while held has bytes */
+	int held_listed;
 };
 
 struct kmsd {
@@ -95,9 +98,28 @@ struct kmsd {
 	struct xfer *xf;		/* key transfer + PPETP relay (xfer.c) */
 	struct ctl_req *ctl_reqs;	/* kmsctl transfer requests waiting for their end */
 	uint64_t ctl_next_cookie;
+	/* group commit (store.h): one store transaction per event-loop pass */
+	struct event *sync_ev;		/* commits the open group; KMSD_PRIO_SYNC */
+	struct peer *held;		/* peers with messages waiting for that commit */
+	uint64_t groups, group_ops;	/* groups committed, single operations in them */
+	int group_ppetp;		/* the open group holds a PPETP message */
+	int failpoint;			/* KMSD_FAILPOINT (tests only): enum below */
 };
 
+/* Crash points for the tests of group commit (kill -9 of ourselves, at the first chance). */
+enum { FP_NONE, FP_PPETP_BEFORE_COMMIT, FP_PPETP_AFTER_COMMIT };
+
+/*
+ * Event priorities (event_base_priority_init): the group commit first once a pass's
+ * callbacks have run, then peer messages, kernel events, control requests and timers of
+ * the time-critical protocols, and last the bulk work that can wait a pass: caching rounds
+ * and QKD intake.
+ */
+enum { KMSD_PRIO_SYNC, KMSD_PRIO_PROTO, KMSD_PRIO_BULK, KMSD_NPRIO };
+
 int64_t now_ms(void);
+/* The store group is committed now if one is open (kmsd.c). */
+void kmsd_sync(struct kmsd *d);
 
 /* peer.c */
 int peer_tls_init(struct kmsd *d, char *err, size_t errlen);
@@ -106,6 +128,8 @@ void peer_dial(struct link *l);
 void peer_close(struct peer *p, const char *why);
 int peer_send(struct peer *p, const struct msg *m);
 void peer_shutdown(struct kmsd *d);
+/* The group committed: messages held since it opened go out, in order. */
+void peer_release_held(struct kmsd *d);
 
 /* routing.c: route.c driven by peer-session state and the peer channel */
 uint64_t mono_ms(void);
@@ -134,6 +158,8 @@ void xfer_fingerprint(const uint8_t *key, size_t len, uint8_t fp[STORE_FP_LEN]);
 /* ctl.c */
 int ctl_listen(struct kmsd *d);
 void ctl_close(struct kmsd *d);
+/* The group committed: transfer answers held since it opened go out. */
+void ctl_release_held(struct kmsd *d);
 /* The transfer a `kmsctl transfer` started ended: answer and close that request. */
 void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, uint64_t txid,
 		   size_t len, const uint8_t *fp);

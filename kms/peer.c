@@ -14,6 +14,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,10 +94,58 @@ int peer_send(struct peer *p, const struct msg *m)
 		log_warnx("peer %s: cannot encode %s", p->addr, msg_type_name(m->type));
 		return -1;
 	}
-	rc = bufferevent_write(p->bev, buf, n);
+	if (store_group_pending(p->d->st)) {
+		/* depends, or may, on store operations not yet committed: kmsd_sync */
+		if (m->type == MSG_PPETP) {
+			p->d->group_ppetp = 1;
+			if (p->d->failpoint == FP_PPETP_BEFORE_COMMIT) {
+				log_warnx("KMSD_FAILPOINT: killed with a PPETP message held, "
+					  "before its group's commit");
+				raise(SIGKILL);
+			}
+		}
+		if (!p->held && !(p->held = evbuffer_new()))
+			rc = -1;
+		else if ((rc = evbuffer_add(p->held, buf, n)) == 0 && !p->held_listed) {
+			p->held_next = p->d->held;
+			p->d->held = p;
+			p->held_listed = 1;
+		}
+	} else {
+		rc = bufferevent_write(p->bev, buf, n);
+	}
 	if (m->type == MSG_PPETP)
 		explicit_bzero(buf, n);		/* padded key bytes: no copy left behind */
 	return rc;
+}
+
+void peer_release_held(struct kmsd *d)
+{
+	struct peer *p = d->held, *next;
+
+	d->held = NULL;
+	for (; p; p = next) {
+		next = p->held_next;
+		p->held_next = NULL;
+		p->held_listed = 0;
+		if (bufferevent_write_buffer(p->bev, p->held))
+			log_warnx("peer %s: cannot queue %zu held bytes", p->addr,
+				  evbuffer_get_length(p->held));
+	}
+}
+
+/* A peer that goes away takes its held messages with it, unsent. */
+static void unhold(struct peer *p)
+{
+	struct peer **pp = &p->d->held;
+
+	if (p->held_listed) {
+		while (*pp != p)
+			pp = &(*pp)->held_next;
+		*pp = p->held_next;
+	}
+	if (p->held)
+		evbuffer_free(p->held);
 }
 
 static void schedule_reconnect(struct link *l)
@@ -141,6 +190,7 @@ void peer_close(struct peer *p, const char *why)
 			SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
 		bufferevent_free(p->bev);
 	}
+	unhold(p);
 	free(p->in);
 	free(p->out);
 	if (p->outbound && l)

@@ -158,6 +158,8 @@ static void sim_connect(struct sim_client *c)
 		return;
 	}
 	bufferevent_setcb(c->bev, sim_read_cb, NULL, sim_event_cb, c);
+	/* intake is bulk work: the base's lowest priority, behind the key protocols */
+	bufferevent_priority_set(c->bev, event_base_get_npriorities(c->base) - 1);
 	/*
 	 * Each batch costs the store one fsync: wait for a large batch (or the flush timer)
 	 * rather than committing every few kilobytes the socket hands us.
@@ -200,6 +202,8 @@ static struct qkd_source *sim_open(struct event_base *base, const struct kms_nei
 	c->arg = arg;
 	c->retry = evtimer_new(base, sim_retry_cb, c);
 	c->flush = event_new(base, -1, EV_PERSIST, sim_flush_cb, c);
+	if (c->flush)
+		event_priority_set(c->flush, event_base_get_npriorities(base) - 1);
 	if (!c->retry || !c->flush) {
 		if (c->retry)
 			event_free(c->retry);
