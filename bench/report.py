@@ -311,23 +311,43 @@ if mem:
 
 # ---- key plane
 m = re.search(r"verified key throughput ([\d.]+) MB/s \((\d+) blocks/s\)", read("kms-cache.txt") or "")
-info("key plane: verified key on one link (qkdsimd at memory speed, TLS, fsync)",
-     "%s MB/s" % m.group(1) if m else "not measured")
+summary("key plane: verified key on one link (qkdsimd at memory speed, TLS, fsync)",
+        float(m.group(1)) if m else None, "%.1f MB/s", 40, ">= 40 MB/s")
 lw = read("lowwater.txt")
 m = re.search(r"lowwater: n=(\d+) median_ms=([\d.]+) p90_ms=([\d.]+) poll_ms=([\d.]+)", lw or "")
 if m:
     write_csv("lowwater.csv", ["samples", "median_ms", "p90_ms", "poll_ms"], [m.groups()])
 info("key plane: kernel low-watermark event -> key in the ring (median, p90; poll period)",
      "%s ms, %s ms; %s ms" % (m.group(2), m.group(3), m.group(4)) if m else "not measured")
-rel = re.findall(r"relay: hops (\d) transfers (\d+) key_bytes_per_s (\d+) ms_median ([\d.]+)",
-                 read("relay.txt") or "")
-if rel:
-    write_csv("relay.csv", ["trusted_hops", "transfers", "key_bytes_per_s", "ms_median"], rel)
+rt = read("relay.txt") or ""
+lat = {h: (int(n), float(med), float(p90)) for h, n, med, p90 in re.findall(
+    r"relay: hops (\d) transfers (\d+) ms_median ([\d.]+) ms_p90 ([\d.]+)", rt)}
+par = {h: (int(k), int(n), int(r)) for h, k, n, r in re.findall(
+    r"relay: hops (\d) parallel (\d+) transfers (\d+) key_bytes_per_s (\d+)", rt)}
+m = re.search(r"relay: link key_bytes_per_s (\d+)", rt)
+link = int(m.group(1)) if m else None
+rows_csv = []
 for h in ("1", "2", "3"):
-    r = [x for x in rel if x[0] == h]
-    info("key plane: PPETP transfer through %s trusted relay%s (key B/s, median ms)" %
-         (h, "s" if h != "1" else ""),
-         "%s B/s, %s ms" % (r[0][2], r[0][3]) if r and r[0][1] != "0" else "not measured")
+    rows_csv.append((h,) + (lat.get(h) or ("", "", "")) + (par.get(h) or ("", "", "")))
+if lat or par:
+    write_csv("relay.csv", ["trusted_hops", "transfers", "ms_median", "ms_p90", "parallel",
+                            "transfers_parallel", "key_bytes_per_s"], rows_csv)
+info("key plane: verified key of the first link of the relay chain, while idle",
+     "%.1f MB/s" % (link / 1e6) if link else "not measured")
+for h in ("1", "2", "3"):
+    hs = "relay%s" % ("s" if h != "1" else "")
+    p = par.get(h)
+    rate = p[2] / 1e6 if p and p[1] else None
+    summary("key plane: relayed key through %s trusted %s (%s transfers in flight)" %
+            (h, hs, p[0] if p else "-"), rate, "%.2f MB/s", 5, ">= 5 MB/s")
+    summary("key plane: relayed key through %s trusted %s / the link's verified key" % (h, hs),
+            rate * 1e6 / link if rate and link else None, "%.2f", 0.5, ">= 0.5")
+    l = lat.get(h)
+    target = {"1": 30, "3": 60}.get(h)
+    summary("key plane: one 32 KiB transfer through %s trusted %s, median (p90 %s ms)" %
+            (h, hs, "%.0f" % l[2] if l and l[0] else "-"),
+            l[1] if l and l[0] else None, "%.0f ms", target,
+            "<= %d ms" % target if target else "-", higher=False)
 
 # ---- print
 mach = (read("machine.txt") or "").strip()

@@ -132,8 +132,7 @@ intake_stays() {
 
 # link_field NODE FIELD: one number or word from `kmsctl --json links` (first link)
 link_field() {
-	kmsctl "$1" --json links 2>/dev/null |
-		python3 -c "import json,sys; v=json.load(sys.stdin)[0]['$2']; print(str(v).lower())"
+	kmsctl "$1" --json links 2>/dev/null | jq -r ".[0].$2 | tostring | ascii_downcase"
 }
 
 # sql NODE QUERY
