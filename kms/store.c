@@ -14,7 +14,7 @@ enum {
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
 	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
 	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
-	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY, Q_VERIFY_KEY,
+	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY,
 	__Q_LAST
 };
 
@@ -26,6 +26,13 @@ enum {
  */
 #define BK_JOIN "CROSS JOIN block_keys AS k ON k.link=b.link AND k.id=b.id"
 #define BK_TAKE "blocks AS b INDEXED BY blocks_take " BK_JOIN
+/*
+ * A block's key: the last len bytes of its key row. Verification spends the first 64 bytes
+ * on the tag and only shortens len (rewriting the row would write its whole key again,
+ * and secure_delete the old copy); the spent bytes are never read again and leave the
+ * file with the rest of the row when the block is consumed or discarded.
+ */
+#define KEY "substr(k.key,length(k.key)-b.len+1)"
 static const char *const sql_text[__Q_LAST] = {
 	[Q_ADD] = "INSERT OR IGNORE INTO blocks(link,id,state,created,len) VALUES(?1,?2,0,?3,?4)",
 	[Q_ADD_KEY] = "INSERT INTO block_keys(link,id,key) VALUES(?1,?2,?3)",
@@ -33,11 +40,10 @@ static const char *const sql_text[__Q_LAST] = {
 		       "AND (lock_until IS NULL OR lock_until<=?4) ORDER BY created,id LIMIT ?3",
 	[Q_LOCK_UPD] = "UPDATE blocks SET state=1,txid=?3,lock_until=?4 "
 		       "WHERE link=?1 AND id=?2 AND state=0",
-	[Q_GET] = "SELECT b.state,k.key,b.len,b.tag FROM blocks AS b LEFT JOIN block_keys AS k "
+	[Q_GET] = "SELECT b.state," KEY ",b.len,b.tag FROM blocks AS b LEFT JOIN block_keys AS k "
 		  "ON k.link=b.link AND k.id=b.id WHERE b.link=?1 AND b.id=?2",
 	[Q_VERIFY] = "UPDATE blocks SET state=2,tag=?3,len=len-?4,txid=NULL,"
 		     "lock_until=NULL WHERE link=?1 AND id=?2 AND state IN (0,1) AND len>?4",
-	[Q_VERIFY_KEY] = "UPDATE block_keys SET key=substr(key,?3+1) WHERE link=?1 AND id=?2",
 	[Q_DISCARD] = "UPDATE blocks SET state=6,tag=?3,txid=NULL,lock_until=NULL "
 		      "WHERE link=?1 AND id=?2 AND state IN (0,1,2)",
 	[Q_UNLOCK] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
@@ -51,17 +57,17 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_EXPIRE] = "UPDATE blocks SET state=0,txid=NULL,lock_until=NULL "
 		     "WHERE state=1 AND lock_until<?1",
 	[Q_STALE] = "UPDATE blocks SET state=6 WHERE link=?1 AND state=0 AND created<?2",
-	[Q_TAKE_SEL] = "SELECT b.id,k.key,b.len FROM " BK_TAKE " WHERE b.link=?1 AND b.state=2 "
+	[Q_TAKE_SEL] = "SELECT b.id," KEY ",b.len FROM " BK_TAKE " WHERE b.link=?1 AND b.state=2 "
 			"ORDER BY b.id LIMIT ?2",
 	[Q_DELIVER] = "UPDATE blocks SET state=4 WHERE link=?1 AND id=?2 AND state=2",
 	[Q_RESV_UPD] = "UPDATE blocks SET state=3,txid=?2 WHERE link=?1 AND id IN (SELECT id FROM blocks "
 		       "WHERE link=?1 AND state=2 ORDER BY id LIMIT ?3)",
-	[Q_RESV_SEL] = "SELECT b.id,k.key,b.len FROM blocks AS b " BK_JOIN
+	[Q_RESV_SEL] = "SELECT b.id," KEY ",b.len FROM blocks AS b " BK_JOIN
 		       " WHERE b.state=3 AND b.txid=?1 ORDER BY b.id",
 	[Q_RESV_COMMIT] = "UPDATE blocks SET state=4,txid=NULL WHERE state=3 AND txid=?1",
 	[Q_RESV_RELEASE] = "UPDATE blocks SET state=2,txid=NULL WHERE state=3 AND txid=?1",
 	[Q_CONSUME] = "UPDATE blocks SET state=5 WHERE link=?1 AND id=?2 AND state=4",
-	[Q_STATS] = "SELECT b.state,count(*),coalesce(sum(length(k.key)),0) FROM blocks AS b "
+	[Q_STATS] = "SELECT b.state,count(*),coalesce(sum(b.len*(k.key IS NOT NULL)),0) FROM blocks AS b "
 		    "LEFT JOIN block_keys AS k ON k.link=b.link AND k.id=b.id WHERE b.link=?1 "
 		    "GROUP BY b.state",
 	[Q_LIVE] = "SELECT coalesce(sum(len),0) FROM blocks WHERE link=?1 AND state IN (0,1,2)",
@@ -69,14 +75,14 @@ static const char *const sql_text[__Q_LAST] = {
 	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
 		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
 		      "mismatched=mismatched+?3,orphaned=orphaned+?4",
-	[Q_TAKE_PAR_SEL] = "SELECT b.id,k.key,b.len FROM " BK_TAKE
+	[Q_TAKE_PAR_SEL] = "SELECT b.id," KEY ",b.len FROM " BK_TAKE
 			   " WHERE b.link=?1 AND b.state=2 AND (b.id&1)=?3 ORDER BY b.id LIMIT ?2",
-	[Q_TAKE_ID_SEL] = "SELECT b.id,k.key,b.len FROM " BK_TAKE
+	[Q_TAKE_ID_SEL] = "SELECT b.id," KEY ",b.len FROM " BK_TAKE
 			  " WHERE b.link=?1 AND b.state=2 AND b.id=?3 LIMIT ?2",
-	[Q_USE_PAR_SEL] = "SELECT b.id,k.key,b.len FROM " BK_TAKE
+	[Q_USE_PAR_SEL] = "SELECT b.id," KEY ",b.len FROM " BK_TAKE
 			  " WHERE b.link=?1 AND b.state=2 AND (b.id&1)=?3 AND b.len>=?2 "
 			  "ORDER BY b.id LIMIT 1",
-	[Q_USE_ID_SEL] = "SELECT b.id,k.key,b.len FROM " BK_TAKE
+	[Q_USE_ID_SEL] = "SELECT b.id," KEY ",b.len FROM " BK_TAKE
 			 " WHERE b.link=?1 AND b.state=2 AND b.id=?3",
 	[Q_USE_UPD] = "UPDATE blocks SET state=5 WHERE link=?1 AND id=?2 AND state=2",
 	[Q_X_ADD] = "INSERT OR IGNORE INTO xfer(peer,src,txid,state,created,len,key,fp) "
@@ -164,7 +170,7 @@ static const char schema_v4[] =
  * locked, verified, reserved or delivered, consumed), and each change rewrote the whole row,
  * its key on overflow pages included: unlocking a caching round rewrote up to 2 MiB of key
  * (~110 ms for 64 blocks of 32 KiB). Now a state change writes the small blocks row only; the
- * key row is written when the block arrives, shortened once when it is verified, and deleted
+ * key row is written when the block arrives (never rewritten: KEY, above) and deleted
  * (secure_delete overwrites it) by the trigger as the block becomes consumed or discarded.
  * A rowid table: rows of up to 64 KiB are what rowid tables are for.
  */
@@ -567,7 +573,7 @@ int store_get(struct store *st, const char *link, uint64_t id, int *state, uint8
 int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t *tag,
 		 size_t taglen, size_t strip)
 {
-	sqlite3_stmt *s = Q(st, Q_VERIFY), *k = Q(st, Q_VERIFY_KEY);
+	sqlite3_stmt *s = Q(st, Q_VERIFY);
 	int rc;
 
 	AUTO_TX_BEGIN(st);
@@ -575,15 +581,8 @@ int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t 
 	sqlite3_bind_int64(s, 2, (int64_t)id);
 	sqlite3_bind_blob(s, 3, tag, (int)taglen, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, (int)strip);
+	/* len shrinks by the bytes the verification spent: KEY never reads them again */
 	rc = step_done(st, s);
-	/* The bytes the verification spent leave the key too (len says what is left). */
-	if (rc == 1 && strip) {
-		sqlite3_bind_text(k, 1, link, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(k, 2, (int64_t)id);
-		sqlite3_bind_int(k, 3, (int)strip);
-		if (step_done(st, k) != 1)
-			rc = -1;
-	}
 	if (rc == 1)
 		rc = count_add(st, link, 1, 0, 0);
 	else if (rc == 0)

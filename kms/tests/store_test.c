@@ -68,6 +68,7 @@ static void test_add_lock_verify(void **state)
 {
 	struct fx *f = *state;
 	uint8_t key[STORE_BLOCK_MAX], tag[32] = { 7 }, t2[32];
+	struct store_link_stats ls;
 	uint64_t ids[8];
 	size_t n, len;
 	int st, has_tag;
@@ -93,6 +94,9 @@ static void test_add_lock_verify(void **state)
 	assert_int_equal(len, 64);
 	assert_int_equal(key[0], 0x42);
 	assert_true(has_tag);
+	/* what the operator sees held is key, not the spent tag material */
+	assert_int_equal(store_link_stats(f->st, "b", &ls), 0);
+	assert_true(ls.blocks[BS_VERIFIED] == 1 && ls.bytes[BS_VERIFIED] == 64);
 	assert_memory_equal(t2, tag, 32);
 	/* verifying twice is refused */
 	assert_int_equal(store_verify(f->st, "b", 2, tag, 32, 64), -1);
