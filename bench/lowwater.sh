@@ -8,9 +8,11 @@
 # that too. Run by bench/lowwater-run.sh; prints
 #   lowwater: n=N median_ms=M p90_ms=P poll_ms=R
 #   lowwater-refill: n=N median_ms=F max_ms=X median_kBps=K min_kBps=L
+#   lowwater-kmsd: n=N median_ms=M p99_ms=P max_ms=X
 # (R is the poller's period, the resolution of each sample; F / X the time from the event
 # to the ring back within 64 KiB of the target; K / L the bytes kmsd pushed in that time
-# over that time, i.e. the refill rate).
+# over that time, i.e. the refill rate; the kmsd line: kmsd's own timing of every event of
+# encC's encrypt ring, from the event's arrival to the first push into the ring after it).
 # Run it: bench/lowwater-run.sh OUTFILE (builds qotp.ko for the bench kernel and kms/).
 #
 #  client ---- encC ====== mid ====== encS ---- server
@@ -130,4 +132,10 @@ if f:
     print("lowwater-refill: n=%d median_ms=%.1f max_ms=%.1f median_kBps=%.1f min_kBps=%.1f" % (
         len(f), statistics.median(f), f[-1], statistics.median(r), r[0]))
 PY
+# kmsd's own clock: kernel event received -> first push into that encrypt ring after it
+# (every event, not only the bench's iterations; no poller in the way)
+"$QOTP_BIN/kmsctl" -s "$T/kms-c.sock" --json pairs | jq -r '.pairs[0].refill_ms | sort |
+	if length == 0 then "lowwater-kmsd: n=0" else
+	"lowwater-kmsd: n=\(length) median_ms=\(.[(length - 1) / 2 | floor]) " +
+	"p99_ms=\(.[(length * 0.99 | ceil) - 1]) max_ms=\(.[-1])" end'
 finish

@@ -319,6 +319,12 @@ if m:
     write_csv("lowwater.csv", ["samples", "median_ms", "p90_ms", "poll_ms"], [m.groups()])
 info("key plane: kernel low-watermark event -> key in the ring (median, p90; poll period)",
      "%s ms, %s ms; %s ms" % (m.group(2), m.group(3), m.group(4)) if m else "not measured")
+m = re.search(r"lowwater-kmsd: n=(\d+) median_ms=(\d+) p99_ms=(\d+)", lw or "")
+summary("key plane: low-watermark event -> first push into the ring, kmsd's clock, median",
+        int(m.group(2)) if m else None, "%d ms", 50, "<= 50 ms", higher=False)
+summary("key plane: low-watermark event -> first push into the ring, kmsd's clock, p99 (n %s)"
+        % (m.group(1) if m else "-"), int(m.group(3)) if m else None, "%d ms", 200, "<= 200 ms",
+        higher=False)
 rt = read("relay.txt") or ""
 lat = {h: (int(n), float(med), float(p90)) for h, n, med, p90 in re.findall(
     r"relay: hops (\d) transfers (\d+) ms_median ([\d.]+) ms_p90 ([\d.]+)", rt)}

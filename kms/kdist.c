@@ -51,7 +51,7 @@
  * messages in flight. 256 blocks of 4032 bytes are about 1 MiB, twice the default target.
  */
 #define KD_MAX_INFLIGHT 256
-#define KD_MAX_XFER 4			/* PPETP transfers under way per remote pair */
+#define KD_MAX_XFER 16		/* PPETP transfers under way per remote pair */
 #define KD_OFFER_TIMEOUT_MS 10000
 #define KD_RETRY_S 2
 
@@ -61,6 +61,8 @@ struct kd_pending {			/* an offer of ours awaiting ACCEPT */
 	uint8_t *key;
 	uint64_t sent_ms;
 };
+
+#define LW_SAMPLES 64
 
 struct kd_link {
 	struct link *l;
@@ -73,6 +75,13 @@ struct kd_link {
 	/* refill lead (dist_set_rates): encrypt ring drain and offer round trip, smoothed */
 	uint64_t released_bytes, drain_bps, rtt_ms, rate_ms;
 	uint64_t batches_out, batches_in;	/* OFFER messages sent / answered */
+	/*
+	 * Refill latency: from a LOW_WATERMARK or KEY_EMPTY event of our encrypt ring to the
+	 * first push into it after the event (ms, the last LW_SAMPLES); 0: no event pending.
+	 */
+	uint64_t lw_at_ms;
+	uint32_t lw_ms[LW_SAMPLES];
+	unsigned lw_n, lw_next;
 	/* remote pairs: PPETP transfers this pair started to get key material */
 	uint64_t xfer_inflight, xfer_reserved, xfer_started, xfer_failed;
 	char last_error[128];
@@ -636,6 +645,13 @@ static void on_accept(struct kd_link *k, const struct dist_msg *dm)
 		pp[nk++] = p;
 	}
 	done = push(k, QOTP_DIR_ENCRYPT, kb, nk);
+	if (done && k->lw_at_ms) {
+		k->lw_ms[k->lw_next] = (uint32_t)((uint64_t)mono_ms() - k->lw_at_ms);
+		k->lw_next = (k->lw_next + 1) % LW_SAMPLES;
+		if (k->lw_n < LW_SAMPLES)
+			k->lw_n++;
+		k->lw_at_ms = 0;
+	}
 	for (size_t j = 0; j < nk; j++) {
 		struct kd_pending *p = pp[j];
 		uint64_t id = p->ring_id, link_id = p->link_id;
@@ -759,11 +775,12 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		if (!k || !k->dp || ev->dir != QOTP_DIR_ENCRYPT)
 			return;
 		dist_kernel_level(k->dp, ev->type == KK_EV_KEY_EMPTY ? 0 : ev->avail);
+		if (!k->lw_at_ms)
+			k->lw_at_ms = (uint64_t)mono_ms();
 		refill(k);
 		return;
 	case KK_EV_RELEASED: {
 		struct dist_stats a, b;
-		int tx;
 
 		if (!k || !k->dp || ev->dir < 0 || ev->dir > 1)
 			return;
@@ -787,7 +804,12 @@ static void kk_event(void *arg, const struct kk_event *ev)
 			if (a.level > b.level)	/* the drain rate's samples */
 				k->released_bytes += a.level - b.level;
 		}
-		tx = store_begin(d->st) == 0;	/* one fsync for the whole event */
+		/*
+		 * Grouped (store.h): nothing leaves kmsd because of a burn, so the burns of
+		 * every event read in this pass share one commit, the pass's, instead of one
+		 * fsync per event (a backlog of RELEASED events in front of a LOW_WATERMARK
+		 * one cost the refill that many fsyncs).
+		 */
 		for (size_t i = 0; i < ev->n_ids; i++) {
 			int dir = ev->dir == QOTP_DIR_ENCRYPT ? DIST_OUT : DIST_IN;
 
@@ -795,9 +817,6 @@ static void kk_event(void *arg, const struct kk_event *ev)
 			    store_done(k, dir, link_id) == 0)
 				k->consumed++;
 		}
-		if (tx && store_commit(d->st))
-			log_warnx("%s: cannot commit released blocks: %s", k->l->nb.id,
-				  store_errmsg(d->st));
 		if (ev->dir == QOTP_DIR_ENCRYPT)
 			refill(k);		/* the top-up starts as the ring drains */
 		return;
@@ -1109,6 +1128,27 @@ static void json_s(struct evbuffer *o, const char *s)
 	evbuffer_add(o, "\"", 1);
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median and maximum of the refill latency samples (0 without any). */
+static void lw_summary(const struct kd_link *k, unsigned *med, unsigned *max)
+{
+	uint32_t v[LW_SAMPLES];
+
+	*med = *max = 0;
+	if (!k->lw_n)
+		return;
+	memcpy(v, k->lw_ms, k->lw_n * sizeof(v[0]));
+	qsort(v, k->lw_n, sizeof(v[0]), cmp_u32);
+	*med = v[(k->lw_n - 1) / 2];
+	*max = v[k->lw_n - 1];
+}
+
 void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 {
 	struct kd *kd = d->kd;
@@ -1126,9 +1166,11 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 	for (size_t i = 0; i < kd_count(d); i++) {
 		struct kd_link *k = kd_at(d, i)->kd;
 		struct dist_stats s;
+		unsigned lw_med, lw_max;
 
 		if (!k)
 			continue;
+		lw_summary(k, &lw_med, &lw_max);
 		memset(&s, 0, sizeof(s));
 		if (k->dp)
 			dist_get_stats(k->dp, &s);
@@ -1163,11 +1205,18 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 				(unsigned long long)k->burnt, (unsigned long long)k->push_errors);
 			json_s(o, k->last_error);
 			evbuffer_add_printf(o, ",\"offer_batches\":%llu,\"answered_batches\":%llu,"
-				"\"drain_bps\":%llu,\"rtt_ms\":%llu,\"lead\":%llu}",
+				"\"drain_bps\":%llu,\"rtt_ms\":%llu,\"lead\":%llu,"
+				"\"refill_samples\":%u,\"refill_ms_median\":%u,\"refill_ms_max\":%u,"
+				"\"refill_ms\":[",
 				(unsigned long long)k->batches_out,
 				(unsigned long long)k->batches_in,
 				(unsigned long long)k->drain_bps, (unsigned long long)k->rtt_ms,
-				(unsigned long long)s.lead);
+				(unsigned long long)s.lead, k->lw_n, lw_med, lw_max);
+			/* oldest first */
+			for (unsigned j = 0; j < k->lw_n; j++)
+				evbuffer_add_printf(o, "%s%u", j ? "," : "",
+					k->lw_ms[(k->lw_next + LW_SAMPLES - k->lw_n + j) % LW_SAMPLES]);
+			evbuffer_add_printf(o, "]}");
 		} else {
 			evbuffer_add_printf(o, "pair %s (qotp peer %u): %s, peer %s, key from %s\n"
 				"  encrypt ring: %llu bytes in %llu blocks delivered, next id %llu, "
@@ -1195,6 +1244,10 @@ void kd_ctl_pairs(struct kmsd *d, struct evbuffer *o, int json)
 				(unsigned long long)k->batches_in,
 				(unsigned long long)k->drain_bps, (unsigned long long)k->rtt_ms,
 				(unsigned long long)s.lead);
+			if (k->lw_n)
+				evbuffer_add_printf(o, "  low watermark to key in the ring: median "
+					"%u ms, max %u ms (last %u events)\n", lw_med, lw_max,
+					k->lw_n);
 			if (!k->l->quantum)
 				evbuffer_add_printf(o, "  transfers: %llu started, %llu failed, "
 					"%llu under way\n", (unsigned long long)k->xfer_started,

@@ -111,7 +111,7 @@ grep "^kms-cache:" "$out/kms-cache.txt"
 
 step "key plane: kernel low-watermark event -> key in the ring (two kmsd in UML; about 2 minutes)"
 if "$top/bench/lowwater-run.sh" "$out/lowwater.out"; then
-	grep -E '^lowwater:' "$out/lowwater.out" | tee "$out/lowwater.txt"
+	grep -E '^lowwater(-kmsd|-refill)?:' "$out/lowwater.out" | tee "$out/lowwater.txt"
 else
 	failed+=(lowwater)
 	tail -20 "$out/lowwater.out" >&2
