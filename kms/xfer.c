@@ -295,6 +295,9 @@ void xfer_ctl_status(struct kmsd *d, struct evbuffer *o, int json)
 	if (s.hops_total)
 		hop = (double)s.latency_ms_total / s.hops_total;
 	if (json) {
+		evbuffer_add_printf(o, ",\"store_groups\":%llu,\"store_group_ops\":%llu",
+				    (unsigned long long)d->groups,
+				    (unsigned long long)d->group_ops);
 		evbuffer_add_printf(o, ",\"remotes\":%zu,\"remotes_up\":%zu,\"ppetp\":{"
 			"\"started\":%llu,\"committed\":%llu,\"failed\":%llu,\"attempts_failed\":%llu,"
 			"\"failed_noroute\":%llu,\"failed_timeout\":%llu,\"failed_other\":%llu,"
@@ -317,6 +320,8 @@ void xfer_ctl_status(struct kmsd *d, struct evbuffer *o, int json)
 			(unsigned long long)x->commit_errors, (unsigned long long)s.active);
 		return;
 	}
+	evbuffer_add_printf(o, "store: %llu group commits of %llu operations\n",
+			    (unsigned long long)d->groups, (unsigned long long)d->group_ops);
 	evbuffer_add_printf(o, "remotes: %zu (%zu up)\n"
 		"transfers: %llu started, %llu committed (%llu bytes), %llu failed "
 		"(%llu attempts failed)\n"
