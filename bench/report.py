@@ -325,6 +325,20 @@ summary("key plane: low-watermark event -> first push into the ring, kmsd's cloc
 summary("key plane: low-watermark event -> first push into the ring, kmsd's clock, p99 (n %s)"
         % (m.group(1) if m else "-"), int(m.group(3)) if m else None, "%d ms", 200, "<= 200 ms",
         higher=False)
+sb = {}
+for mib, *v in re.findall(r"storebench: held_mib (\d+) take_ms ([\d.]+) lock_ms ([\d.]+) "
+                          r"unlock_ms ([\d.]+) expire_ms ([\d.]+)", read("storebench.txt") or ""):
+    sb.setdefault(mib, []).append([float(x) for x in v])
+if sb:
+    write_csv("storebench.csv", ["held_mib", "take_ms", "lock_ms", "unlock_ms", "expire_ms"],
+              [[m] + r for m in sorted(sb, key=int) for r in sb[m]])
+for i, op in ((0, "take"), (2, "unlock"), (3, "expire")):
+    small, big = sb.get("1"), sb.get("1024")
+    # per pair of runs (alternated), the worse ratio; floor 0.01 ms against timer noise
+    r = max(max(b[i], 0.01) / max(s_[i], 0.01) for s_, b in zip(small, big)) if small and big else None
+    summary("key plane: store %s latency, 1 GiB held / 1 MiB held (%s ms / %s ms)" %
+            (op, "%.2f" % big[0][i] if big else "-", "%.2f" % small[0][i] if small else "-"),
+            r, "%.2f", 2, "<= 2", higher=False)
 rt = read("relay.txt") or ""
 lat = {h: (int(n), float(med), float(p90)) for h, n, med, p90 in re.findall(
     r"relay: hops (\d) transfers (\d+) ms_median ([\d.]+) ms_p90 ([\d.]+)", rt)}

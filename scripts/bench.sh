@@ -105,6 +105,21 @@ if [ $rc != 0 ]; then
 	tail -30 "$out/dp-compare.out" >&2
 fi
 
+step "key plane: store operations with 1 MiB and 1 GiB of verified key held (bench/storebench.c; about 1 minute)"
+# alternated, twice each, in the build tree (on disk: /tmp may be memory)
+if cc -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -I "$top/kms" -o "$top/build/bench/storebench" \
+	"$top/bench/storebench.c" "$top/kms/store.c" -lsqlite3; then
+	: >"$out/storebench.txt"
+	for mib in 1 1024 1 1024; do
+		sd=$(mktemp -d "$top/build/bench/store.XXXXXX")
+		"$top/build/bench/storebench" "$sd" "$mib" | tee -a "$out/storebench.txt" ||
+			failed+=(storebench)
+		rm -rf "$sd"
+	done
+else
+	failed+=(storebench)
+fi
+
 step "key plane: verified key throughput of one QKD link (qkdsimd at memory speed, two kmsd, TLS, fsync)"
 "$top/bench/kms-cache.sh" "${KMS_BENCH_SECONDS:-8}" >"$out/kms-cache.txt" 2>&1 || failed+=(kms-cache)
 grep "^kms-cache:" "$out/kms-cache.txt"
