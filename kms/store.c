@@ -248,8 +248,9 @@ static int step_done(struct store *st, sqlite3_stmt *s)
  * transaction that stays open until store_group_commit(); each is a savepoint in it, so
  * it is still all or nothing. Nothing that depends on such an operation may leave the
  * process before the group commits: the owner holds its messages until group_done says
- * so. A store_begin commits the open group first, so an explicit transaction is still
- * durable when store_commit returns, as without groups.
+ * so. A store_begin joins an open group (a savepoint too) and its store_commit commits the
+ * group, so an explicit transaction is still durable when store_commit returns, as
+ * without groups.
  */
 void store_group_enable(struct store *st, void (*opened)(void *arg),
 			void (*committed)(void *arg, int ok, uint64_t ops), void *arg)
