@@ -15,7 +15,9 @@
 #   - latency: one transfer after the other, SECONDS per destination in all;
 #   - rate: PARALLEL transfers in flight at once (one kmsctl loop each), SECONDS per
 #     destination in all; key bytes committed at A per second of wall time.
-#   bench/kms-relay.sh [seconds] [bytes] [parallel]
+#   [KMS_RELAY_QKD_RATE=bit/s] bench/kms-relay.sh [seconds] [bytes] [parallel]
+# (KMS_RELAY_QKD_RATE: every link's QKD rate instead of memory speed, for the case of a
+# realistic QKD rate, where caching is not the load)
 # prints "relay: link key_bytes_per_s R", then per hop count
 # "relay: hops H transfers N ms_median M ms_p90 P" and
 # "relay: hops H parallel K transfers N key_bytes_per_s R".
@@ -24,6 +26,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-6}
 len=${2:-32768}
 par=${3:-8}
+rate=${KMS_RELAY_QKD_RATE:-0}	# bit/s of every link's qkdsimd; 0: memory speed
 QOTP_TOP=$top QOTP_BIN=${QOTP_BIN:-$top/build/kms}
 make -s -C "$top/kms" >/dev/null || exit 1
 . "$top/tests/integ/kms-lib.sh"
@@ -38,7 +41,7 @@ QKD_SPEC=unix:$T/qkd-bc.sock write_conf kms-c kms-b "$PC" "$PB" b "$(nb kms-d "$
 QKD_SPEC=unix:$T/qkd-cd.sock write_conf kms-d kms-c "$PD" "$PC" b "$(nb kms-x "$PX" qkd-dx a)" "$(rem kms-a "$PA")"
 QKD_SPEC=unix:$T/qkd-dx.sock write_conf kms-x kms-d "$PX" "$PD" b "$(rem kms-a "$PA")"
 # Blocks just large enough for one transfer (64 bytes of each go to the verification tag).
-for q in qkd-ab qkd-bc qkd-cd qkd-dx; do start_qkdsim_named "$q" -r 0 -b $((len + 64)); done
+for q in qkd-ab qkd-bc qkd-cd qkd-dx; do start_qkdsim_named "$q" -r "$rate" -b $((len + 64)); done
 for n in a b c d x; do start_kmsd "kms-$n"; done
 
 st() { kmsctl "$1" --json status 2>/dev/null | jq -r "$2"; }

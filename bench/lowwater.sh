@@ -37,8 +37,8 @@ for n in encC encS; do nsx $n "$qotpctl" set ports 1935 mode gateway low-waterma
 nsx encC "$qotpctl" peer add 2 prefix 10.78.2.0/24 && nsx encS "$qotpctl" peer add 1 prefix 10.78.1.0/24 || fail "peers"
 bg qkd "$QOTP_BIN/qkdsimd" -f -l "unix:$T/qkd.sock" -r 16000000 -b 4096
 wait_for 10 grep -q "listening on" "$T/qkd.log" || fail "qkdsimd listens"
-bg kmsc nsx encC "$QOTP_BIN/kmsd" -f -c "$T/kms-c.conf"
-bg kmss nsx encS "$QOTP_BIN/kmsd" -f -c "$T/kms-s.conf"
+bg kmsc nsx encC "$QOTP_BIN/kmsd" -f ${QOTP_BENCH_KEEP:+-v} -c "$T/kms-c.conf"
+bg kmss nsx encS "$QOTP_BIN/kmsd" -f ${QOTP_BENCH_KEEP:+-v} -c "$T/kms-s.conf"
 bg srv nsx server "$probe" serve 10.78.2.2 1935
 wait_port server 1935 || fail "server listens"
 pushed() { nsx encC "$qotpctl" show --json | /usr/bin/python3 -c 'import json,sys; print(sum(p["rings"]["encrypt"]["pushed"] for p in json.load(sys.stdin)["peers"]))'; }
@@ -138,4 +138,8 @@ PY
 	if length == 0 then "lowwater-kmsd: n=0" else
 	"lowwater-kmsd: n=\(length) median_ms=\(.[(length - 1) / 2 | floor]) " +
 	"p99_ms=\(.[(length * 0.99 | ceil) - 1]) max_ms=\(.[-1])" end'
+# QOTP_BENCH_KEEP=DIR (a host directory): kmsd's debug logs and the event monitor's, kept
+if [ -n "${QOTP_BENCH_KEEP:-}" ]; then
+	mkdir -p "$QOTP_BENCH_KEEP" && cp "$T"/kmsc.log "$T"/kmss.log "$T"/mon.log "$QOTP_BENCH_KEEP"/
+fi
 finish

@@ -369,6 +369,16 @@ for h in ("1", "2", "3"):
             l[1] if l and l[0] else None, "%.0f ms", target,
             "<= %d ms" % target if target else "-", higher=False)
 
+r16 = read("relay-16m.txt") or ""
+m = re.search(r"relay: link key_bytes_per_s (\d+)", r16)
+for h, n, med, p90 in re.findall(r"relay: hops (\d) transfers (\d+) ms_median ([\d.]+) ms_p90 ([\d.]+)", r16):
+    info("key plane at 16 Mbit/s QKD links: one 32 KiB transfer through %s trusted relay%s, median, p90"
+         % (h, "s" if h != "1" else ""), "%s ms, %s ms" % (med, p90))
+for h, k, n, r in re.findall(r"relay: hops (\d) parallel (\d+) transfers (\d+) key_bytes_per_s (\d+)", r16):
+    info("key plane at 16 Mbit/s QKD links: relayed key through %s trusted relay%s, %s in flight "
+         "(link: %s MB/s)" % (h, "s" if h != "1" else "", k, "%.2f" % (int(m.group(1)) / 1e6) if m else "-"),
+         "%.2f MB/s" % (int(r) / 1e6))
+
 # ---- print
 mach = (read("machine.txt") or "").strip()
 w = max(len(r[0]) for r in rows) if rows else 10

@@ -443,6 +443,8 @@ static int offer_batch(struct kd_link *k)
 	if (!m->dist.n)
 		return 0;
 	k->batches_out++;
+	log_debug("%s: offering %u blocks, %llu bytes still needed", k->l->nb.id,
+		  (unsigned)m->dist.n, (unsigned long long)need);
 	/* a send failure closes the session: these offers expire (burnt) at the next ticks */
 	if (peer_send(k->l->peer, m) < 0)
 		return 0;
@@ -645,6 +647,8 @@ static void on_accept(struct kd_link *k, const struct dist_msg *dm)
 		pp[nk++] = p;
 	}
 	done = push(k, QOTP_DIR_ENCRYPT, kb, nk);
+	log_debug("%s: %zu of %zu accepted blocks pushed into the encrypt ring", k->l->nb.id,
+		  done, nk);
 	if (done && k->lw_at_ms) {
 		k->lw_ms[k->lw_next] = (uint32_t)((uint64_t)mono_ms() - k->lw_at_ms);
 		k->lw_next = (k->lw_next + 1) % LW_SAMPLES;
@@ -775,6 +779,9 @@ static void kk_event(void *arg, const struct kk_event *ev)
 		if (!k || !k->dp || ev->dir != QOTP_DIR_ENCRYPT)
 			return;
 		dist_kernel_level(k->dp, ev->type == KK_EV_KEY_EMPTY ? 0 : ev->avail);
+		log_debug("%s: kernel event %s, encrypt ring at %llu bytes, need %llu", k->l->nb.id,
+			  ev->type == KK_EV_KEY_EMPTY ? "key-empty" : "low-watermark",
+			  (unsigned long long)ev->avail, (unsigned long long)dist_need(k->dp));
 		if (!k->lw_at_ms)
 			k->lw_at_ms = (uint64_t)mono_ms();
 		refill(k);
