@@ -247,6 +247,23 @@ VISIBLE_IF_KUNIT int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff,
 }
 EXPORT_SYMBOL_IF_KUNIT(qotp_trim_payload);
 
+/*
+ * TCP segments in a packet of @plen payload bytes. A GSO packet's gso_segs may be 0, "not
+ * counted yet": virtio-net hands packets up so, and net core counts them only when it
+ * needs to (qdisc_pkt_len_init, skb_gso_segment).
+ */
+VISIBLE_IF_KUNIT unsigned int qotp_gso_segs(const struct sk_buff *skb, unsigned int plen)
+{
+	const struct skb_shared_info *si = skb_shinfo(skb);
+
+	if (!skb_is_gso(skb))
+		return 1;
+	if (si->gso_segs)
+		return si->gso_segs;
+	return si->gso_size ? max(DIV_ROUND_UP(plen, si->gso_size), 1U) : 1;
+}
+EXPORT_SYMBOL_IF_KUNIT(qotp_gso_segs);
+
 static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg *sg,
 			    u32 seq, u32 plen)
 {
@@ -318,7 +335,7 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 	 * TCP's larger ones too) in two halves of whole segments, each needing at most the
 	 * runs and blocks of the whole. */
 	if (skb_is_gso(skb) && skb->len - skb_network_offset(skb) + QOTP_OPT_SPACE > IP_MAX_MTU) {
-		sg->chunk = DIV_ROUND_UP(skb_shinfo(skb)->gso_segs, 2) * skb_shinfo(skb)->gso_size;
+		sg->chunk = DIV_ROUND_UP(qotp_gso_segs(skb, plen), 2) * skb_shinfo(skb)->gso_size;
 		return V_SEGMENT;
 	}
 	olen = qotp_desc_encode(&d, opt, sizeof(opt));
@@ -343,7 +360,7 @@ static enum verdict encrypt(struct qotp_flow *f, struct sk_buff *skb, struct seg
 		f->enc.sent = seq + plen;
 		f->enc.sent_valid = true;
 	}
-	qotp_stat_add(peer, QOTP_STAT_ENC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
+	qotp_stat_add(peer, QOTP_STAT_ENC_SEGS, qotp_gso_segs(skb, plen));
 	qotp_stat_add(peer, QOTP_STAT_ENC_BYTES, plen);
 	return V_ACCEPT;
 }
@@ -441,7 +458,7 @@ static enum verdict decrypt(struct qotp_flow *f, struct sk_buff *skb, const stru
 		return V_DROP;
 	}
 	qotp_csum_partial(skb, sg->thoff, sg->pf);
-	qotp_stat_add(peer, QOTP_STAT_DEC_SEGS, skb_is_gso(skb) ? skb_shinfo(skb)->gso_segs : 1);
+	qotp_stat_add(peer, QOTP_STAT_DEC_SEGS, qotp_gso_segs(skb, plen));
 	qotp_stat_add(peer, QOTP_STAT_DEC_BYTES, plen);
 	return V_ACCEPT;
 fail:

@@ -18,6 +18,8 @@ int qotp_tcp_add_opt(struct sk_buff *skb, unsigned int thoff, const u8 *opt,
 		     unsigned int olen, u8 pf, unsigned int *sack_cut);
 
 #if IS_ENABLED(CONFIG_KUNIT)
+/* TCP segments in a packet of @plen payload bytes (gso_segs, or counted if it is 0). */
+unsigned int qotp_gso_segs(const struct sk_buff *skb, unsigned int plen);
 /* Cuts a segment's payload to its first @keep bytes (@hdrlen: network + TCP header);
  * clears FIN, and PSH when nothing is left; fixes the IP length. 0 or -ENOMEM. */
 int qotp_trim_payload(struct sk_buff *skb, unsigned int thoff, unsigned int hdrlen, u8 pf,

@@ -633,7 +633,30 @@ static void clamp_mss(struct kunit *test)
 	kfree_skb(skb);
 }
 
+/*
+ * Segments counted in a GSO packet whose gso_segs is 0 (virtio-net's receive path leaves
+ * it so): from its payload and gso_size, as net core would; a set gso_segs as it is.
+ */
+static void gso_segs_counted(struct kunit *test)
+{
+	struct sk_buff *skb = build_seg(test, NFPROTO_IPV4, CHECKSUM_PARTIAL);
+	unsigned int plen = PAY_LIN + PAY_FRAG;
+
+	KUNIT_EXPECT_EQ(test, qotp_gso_segs(skb, plen), 1U);	/* no GSO packet */
+	skb_shinfo(skb)->gso_type = SKB_GSO_TCPV4;
+	skb_shinfo(skb)->gso_size = 300;
+	skb_shinfo(skb)->gso_segs = 0;
+	KUNIT_EXPECT_EQ(test, qotp_gso_segs(skb, plen), DIV_ROUND_UP(plen, 300));
+	skb_shinfo(skb)->gso_size = plen;
+	KUNIT_EXPECT_EQ(test, qotp_gso_segs(skb, plen), 1U);
+	skb_shinfo(skb)->gso_size = 300;
+	skb_shinfo(skb)->gso_segs = 3;
+	KUNIT_EXPECT_EQ(test, qotp_gso_segs(skb, plen), 3U);
+	kfree_skb(skb);
+}
+
 static struct kunit_case csum_cases[] = {
+	KUNIT_CASE(gso_segs_counted),
 	KUNIT_CASE(csum_v4),
 	KUNIT_CASE(csum_v6),
 	KUNIT_CASE(csum_corrupt_refused),
