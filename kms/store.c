@@ -14,7 +14,7 @@ enum {
 	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
 	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
 	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
-	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY,
+	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY, Q_KEY_ROWID,
 	__Q_LAST
 };
 
@@ -28,14 +28,15 @@ enum {
 #define BK_TAKE "blocks AS b INDEXED BY blocks_take " BK_JOIN
 /*
  * A block's key: the last len bytes of its key row. Verification spends the first 64 bytes
- * on the tag and only shortens len (rewriting the row would write its whole key again,
- * and secure_delete the old copy); the spent bytes are never read again and leave the
- * file with the rest of the row when the block is consumed or discarded.
+ * on the tag: it zeroes them in place (incremental blob I/O: only the page that holds them
+ * is written) and shortens len, instead of rewriting the row without them, which wrote the
+ * whole key again plus secure_delete's zeroes over the old copy.
  */
 #define KEY "substr(k.key,length(k.key)-b.len+1)"
 static const char *const sql_text[__Q_LAST] = {
 	[Q_ADD] = "INSERT OR IGNORE INTO blocks(link,id,state,created,len) VALUES(?1,?2,0,?3,?4)",
 	[Q_ADD_KEY] = "INSERT INTO block_keys(link,id,key) VALUES(?1,?2,?3)",
+	[Q_KEY_ROWID] = "SELECT rowid FROM block_keys WHERE link=?1 AND id=?2",
 	[Q_LOCK_SEL] = "SELECT id FROM blocks WHERE link=?1 AND state=0 AND created<=?2 "
 		       "AND (lock_until IS NULL OR lock_until<=?4) ORDER BY created,id LIMIT ?3",
 	[Q_LOCK_UPD] = "UPDATE blocks SET state=1,txid=?3,lock_until=?4 "
@@ -170,7 +171,7 @@ static const char schema_v4[] =
  * locked, verified, reserved or delivered, consumed), and each change rewrote the whole row,
  * its key on overflow pages included: unlocking a caching round rewrote up to 2 MiB of key
  * (~110 ms for 64 blocks of 32 KiB). Now a state change writes the small blocks row only; the
- * key row is written when the block arrives (never rewritten: KEY, above) and deleted
+ * key row is written when the block arrives (never rewritten whole: KEY, above) and deleted
  * (secure_delete overwrites it) by the trigger as the block becomes consumed or discarded.
  * A rowid table: rows of up to 64 KiB are what rowid tables are for.
  */
@@ -571,6 +572,37 @@ int store_get(struct store *st, const char *link, uint64_t id, int *state, uint8
 	return rc;
 }
 
+/* Zeroes the first n bytes of a block's key row where they lie (keys wiped, DESIGN.md). */
+static int wipe_prefix(struct store *st, const char *link, uint64_t id, size_t n)
+{
+	static const uint8_t zero[256];
+	sqlite3_stmt *s = Q(st, Q_KEY_ROWID);
+	sqlite3_blob *b = NULL;
+	int64_t rowid = -1;
+	int rc = -1;
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, (int64_t)id);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		rowid = sqlite3_column_int64(s, 0);
+	done(s);
+	if (rowid < 0 || sqlite3_blob_open(st->db, "main", "block_keys", "key", rowid, 1,
+					   &b) != SQLITE_OK)
+		goto out;
+	if ((size_t)sqlite3_blob_bytes(b) < n)
+		goto out;
+	for (size_t off = 0; off < n; off += sizeof(zero)) {
+		size_t k = n - off < sizeof(zero) ? n - off : sizeof(zero);
+
+		if (sqlite3_blob_write(b, zero, (int)k, (int)off) != SQLITE_OK)
+			goto out;
+	}
+	rc = 0;
+out:
+	sqlite3_blob_close(b);
+	return rc;
+}
+
 int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t *tag,
 		 size_t taglen, size_t strip)
 {
@@ -582,8 +614,10 @@ int store_verify(struct store *st, const char *link, uint64_t id, const uint8_t 
 	sqlite3_bind_int64(s, 2, (int64_t)id);
 	sqlite3_bind_blob(s, 3, tag, (int)taglen, SQLITE_STATIC);
 	sqlite3_bind_int(s, 4, (int)strip);
-	/* len shrinks by the bytes the verification spent: KEY never reads them again */
+	/* len shrinks by the bytes the verification spent (KEY never reads them), zeroed */
 	rc = step_done(st, s);
+	if (rc == 1 && strip && wipe_prefix(st, link, id, strip))
+		rc = -1;
 	if (rc == 1)
 		rc = count_add(st, link, 1, 0, 0);
 	else if (rc == 0)

@@ -94,6 +94,22 @@ static void test_add_lock_verify(void **state)
 	assert_int_equal(len, 64);
 	assert_int_equal(key[0], 0x42);
 	assert_true(has_tag);
+	/* the spent tag material is zeroed where it lies in the file's key row */
+	{
+		sqlite3 *db;
+		sqlite3_stmt *q;
+
+		assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_prepare_v2(db, "SELECT substr(key,1,64)=zeroblob(64),"
+			"length(key) FROM block_keys WHERE link='b' AND id=2", -1, &q, NULL),
+			SQLITE_OK);
+		assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(q, 0), 1);
+		assert_int_equal(sqlite3_column_int(q, 1), 128);
+		sqlite3_finalize(q);
+		sqlite3_close(db);
+	}
 	/* what the operator sees held is key, not the spent tag material */
 	assert_int_equal(store_link_stats(f->st, "b", &ls), 0);
 	assert_true(ls.blocks[BS_VERIFIED] == 1 && ls.bytes[BS_VERIFIED] == 64);

@@ -63,6 +63,8 @@ check "both stores hold the same verified blocks, byte for byte ($n blocks)" \
 check "at least 200 verified blocks" test "$n" -ge 200
 check "verified blocks hold 4096-64 key bytes (the tag material is not key)" \
 	test "$(sql kms-a "SELECT DISTINCT len FROM blocks WHERE state=2")" = 4032
+check "the tag material of every verified block is wiped (zeroed) in both stores" \
+	test "$(sql kms-a "SELECT count(*) FROM blocks JOIN block_keys USING(link,id) WHERE state=2 AND substr(key,1,64)!=zeroblob(64)")/$(sql kms-b "SELECT count(*) FROM blocks JOIN block_keys USING(link,id) WHERE state=2 AND substr(key,1,64)!=zeroblob(64)")" = 0/0
 check "no mismatches without bit errors" \
 	test "$(sql kms-a "SELECT mismatched FROM counters")/$(sql kms-b "SELECT mismatched FROM counters")" = 0/0
 check "verified keys are not all alike (random source)" \
