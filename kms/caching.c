@@ -8,6 +8,7 @@
 #include <openssl/core_names.h>
 #include <openssl/params.h>
 
+#include "budget.h"
 #include "caching.h"
 #include "log.h"
 
@@ -27,6 +28,18 @@ void cache_link_init(struct cache_link *cl, struct store *st, const char *self,
 	if (cl->prm.round_blocks == 0 || cl->prm.round_blocks > MSG_MAX_BLOCKS)
 		cl->prm.round_blocks = MSG_MAX_BLOCKS;
 	cl->next_txid = first_txid ? first_txid : 1;
+	cl->cap = cl->prm.round_blocks;
+}
+
+/* A leader step of a round over n blocks took us: size the next round to the budget. */
+static void round_took(struct cache_link *cl, size_t n, uint64_t us)
+{
+	unsigned cap = budget_next(cl->cap, n, us, cl->prm.round_budget_us, 1,
+				   cl->prm.round_blocks);
+
+	if (cap < cl->cap)
+		cl->rounds_shrunk++;
+	cl->cap = cap;
 }
 
 int cache_tag(const char *pair, uint64_t id, const uint8_t *raw, size_t len,
@@ -80,13 +93,15 @@ int cache_round_start(struct cache_link *cl, int64_t now_ms, struct msg *out)
 {
 	uint8_t *raw = keybuf();
 	size_t n = 0, len;
-	uint64_t txid;
+	uint64_t txid, t0 = budget_now_us();
 	int state;
 
 	if (!cl->leader || cl->txid || !raw)
 		return cl->leader && !raw ? -1 : 0;
 	txid = cl->next_txid++;
-	if (store_lock_fresh(cl->st, cl->link, cl->prm.round_blocks, txid, now_ms,
+	if (cl->cap > cl->prm.round_blocks)	/* lowered by a reload */
+		cl->cap = cl->prm.round_blocks;
+	if (store_lock_fresh(cl->st, cl->link, cl->cap, txid, now_ms,
 			     cl->prm.min_block_age_ms, now_ms + cl->prm.lock_timeout_ms, cl->ids,
 			     &n) < 0) {
 		log_warnx("link %s: locking fresh blocks: %s", cl->link, store_errmsg(cl->st));
@@ -128,6 +143,7 @@ int cache_round_start(struct cache_link *cl, int64_t now_ms, struct msg *out)
 		memcpy(cl->tags[out->vreq.count], b->tag, KMS_TAG_LEN);
 		out->vreq.count++;
 	}
+	round_took(cl, n, budget_now_us() - t0);
 	if (out->vreq.count == 0)
 		return 0;
 	cl->n = out->vreq.count;
@@ -227,6 +243,7 @@ int cache_handle_req(struct cache_link *cl, const struct msg *in, struct msg *ou
 int cache_handle_resp(struct cache_link *cl, const struct msg *in, int64_t now_ms)
 {
 	unsigned ok = 0, bad = 0, missing = 0;
+	uint64_t t0 = budget_now_us();
 
 	if (!cl->leader || in->type != MSG_VERIFY_RESP)
 		return -1;
@@ -279,8 +296,9 @@ int cache_handle_resp(struct cache_link *cl, const struct msg *in, int64_t now_m
 		store_rollback(cl->st);
 		return -1;
 	}
-	log_debug("link %s: round %llu: %u verified, %u mismatched, %u missing", cl->link,
-		  (unsigned long long)cl->txid, ok, bad, missing);
+	round_took(cl, cl->n, budget_now_us() - t0);
+	log_debug("link %s: round %llu: %u verified, %u mismatched, %u missing (next round %u blocks)",
+		  cl->link, (unsigned long long)cl->txid, ok, bad, missing, cl->cap);
 	if (bad)
 		log_info("link %s: round %llu discarded %u mismatched blocks", cl->link,
 			 (unsigned long long)cl->txid, bad);

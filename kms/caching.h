@@ -33,6 +33,7 @@
 
 struct cache_params {
 	unsigned round_blocks;
+	unsigned round_budget_us;	/* a round's leader step should take no longer */
 	int64_t min_block_age_ms;
 	int64_t lock_timeout_ms;
 	int64_t fresh_max_age_ms;
@@ -51,8 +52,10 @@ struct cache_link {
 	uint64_t ids[MSG_MAX_BLOCKS];
 	uint8_t tags[MSG_MAX_BLOCKS][KMS_TAG_LEN];
 	uint64_t next_txid;
+	unsigned cap;				/* blocks the next round may take */
 
 	uint64_t rounds, rounds_timed_out;
+	uint64_t rounds_shrunk;			/* rounds over budget: the cap halved */
 };
 
 void cache_link_init(struct cache_link *cl, struct store *st, const char *self,

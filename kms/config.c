@@ -47,6 +47,7 @@ void config_defaults(struct kms_config *cf)
 	snprintf(cf->control, sizeof(cf->control), "/run/kmsd/kmsd.sock");
 	cf->round_blocks = 64;
 	cf->round_interval_ms = 200;
+	cf->round_budget_ms = 5;
 	cf->lock_timeout_ms = 10000;
 	cf->min_block_age_ms = 500;
 	cf->fresh_max_age_s = 600;
@@ -312,6 +313,9 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 	} else if (!strcmp(w[0], "round-blocks")) {
 		if (!(rc = set_uint(p, &v, "round-blocks", w[1], 1, 1024)))
 			cf->round_blocks = v;
+	} else if (!strcmp(w[0], "round-budget-ms")) {
+		if (!(rc = set_uint(p, &v, "round-budget-ms", w[1], 0, 10000)))
+			cf->round_budget_ms = v;
 	} else if (!strcmp(w[0], "round-interval-ms")) {
 		if (!(rc = set_uint(p, &v, "round-interval-ms", w[1], 1, 60000)))
 			cf->round_interval_ms = v;

@@ -45,6 +45,7 @@ struct kms_config {
 	char pidfile[KMS_PATH_MAX];
 
 	unsigned round_blocks;		/* blocks verified per caching round */
+	unsigned round_budget_ms;	/* a bulk step (round, intake batch) lasts about this */
 	unsigned round_interval_ms;	/* pause between rounds when nothing is fresh */
 	unsigned lock_timeout_ms;	/* a round's locks are released after this */
 	unsigned min_block_age_ms;	/* only verify blocks the peer has surely received */

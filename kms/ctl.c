@@ -167,6 +167,7 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 					    "\"verified_total\":%llu,\"mismatched_total\":%llu,"
 					    "\"orphaned_total\":%llu,\"mismatch_rate\":%.6f,"
 					    "\"rounds\":%llu,\"rounds_timed_out\":%llu,"
+					    "\"round_cap\":%u,\"rounds_shrunk\":%llu,"
 					    "\"connects\":%llu,\"last_error\":",
 					    l->qkd_up ? "true" : "false",
 					    (unsigned long long)l->qkd_blocks,
@@ -177,6 +178,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 					    (unsigned long long)s.orphaned_total, mismatch_rate(&s),
 					    (unsigned long long)l->cache.rounds,
 					    (unsigned long long)l->cache.rounds_timed_out,
+					    l->cache.cap,
+					    (unsigned long long)l->cache.rounds_shrunk,
 					    (unsigned long long)l->connects);
 			json_str(o, l->last_error);
 			evbuffer_add_printf(o, "}");
@@ -186,7 +189,7 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 				    "  qkd: %s end %c, %s, %llu blocks received\n"
 				    "  verified: %llu blocks, %llu bytes\n"
 				    "  mismatch rate: %.2f%% (%llu of %llu blocks), %llu orphaned\n"
-				    "  rounds: %llu (%llu timed out)\n",
+				    "  rounds: %llu (%llu timed out), next %u blocks (%llu over budget)\n",
 				    l->nb.id, l->nb.address[0] ? l->nb.address : "(inbound only)",
 				    l->peer ? "connected" : "down",
 				    !l->peer && l->last_error[0] ? ", last error: " : "",
@@ -201,7 +204,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 				    (unsigned long long)(s.verified_total + s.mismatched_total),
 				    (unsigned long long)s.orphaned_total,
 				    (unsigned long long)l->cache.rounds,
-				    (unsigned long long)l->cache.rounds_timed_out);
+				    (unsigned long long)l->cache.rounds_timed_out, l->cache.cap,
+				    (unsigned long long)l->cache.rounds_shrunk);
 	}
 	if (json)
 		evbuffer_add_printf(o, "]\n");

@@ -89,6 +89,7 @@ static struct cache_params params_of(const struct kms_config *cf)
 {
 	struct cache_params p = {
 		.round_blocks = cf->round_blocks,
+		.round_budget_us = cf->round_budget_ms * 1000,
 		.min_block_age_ms = cf->min_block_age_ms,
 		.lock_timeout_ms = cf->lock_timeout_ms,
 		.fresh_max_age_ms = (int64_t)cf->fresh_max_age_s * 1000,
@@ -135,6 +136,13 @@ static void qkd_status_cb(void *arg, int up)
 
 	l->qkd_up = up;
 	log_info("link %s: QKD link %s", l->nb.id, up ? "up" : "down");
+}
+
+static unsigned qkd_budget_cb(void *arg)
+{
+	struct link *l = arg;
+
+	return l->d->cf.round_budget_ms * 1000;
 }
 
 static void round_cb(evutil_socket_t fd, short ev, void *arg)
@@ -276,6 +284,7 @@ static void reload(struct kmsd *d)
 	}
 	d->cf.round_blocks = nc->round_blocks;
 	d->cf.round_interval_ms = nc->round_interval_ms;
+	d->cf.round_budget_ms = nc->round_budget_ms;
 	d->cf.lock_timeout_ms = nc->lock_timeout_ms;
 	d->cf.min_block_age_ms = nc->min_block_age_ms;
 	d->cf.fresh_max_age_s = nc->fresh_max_age_s;
@@ -305,7 +314,7 @@ static void signal_cb(evutil_socket_t sig, short ev, void *arg)
 static int links_init(struct kmsd *d)
 {
 	struct cache_params prm = params_of(&d->cf);
-	static const struct qkd_callbacks cb = { qkd_blocks_cb, qkd_status_cb };
+	static const struct qkd_callbacks cb = { qkd_blocks_cb, qkd_status_cb, qkd_budget_cb };
 
 	for (size_t i = 0; i < d->cf.n_nb; i++) {
 		struct link *l = &d->links[i];

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "budget.h"
 #include "log.h"
 #include "qkd.h"
 #include "qkdsim.h"
@@ -16,6 +17,7 @@
 #define SIM_RETRY_MS 1000
 #define SIM_FLUSH_MS 100
 #define SIM_BATCH_BYTES (1024 * 1024 + QKDSIM_HDR_LEN + QKDSIM_MAX_BLOCK)
+#define SIM_BATCH_MIN (QKDSIM_HDR_LEN + QKDSIM_MAX_BLOCK)	/* one block of any size */
 
 struct sim_client {
 	struct qkd_source src;
@@ -26,6 +28,7 @@ struct sim_client {
 	struct bufferevent *bev;
 	struct event *retry, *flush;
 	int up, paused, connected;
+	size_t batch;				/* bytes the next batch may take */
 };
 
 static void sim_connect(struct sim_client *c);
@@ -69,6 +72,7 @@ static void sim_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	struct qkd_block blk[SIM_BATCH];
 	size_t n = 0, off = 0, avail = evbuffer_get_length(in);
+	uint64_t t0 = budget_now_us();
 	uint8_t *p;
 
 	if (c->paused)
@@ -76,10 +80,11 @@ static void sim_read_cb(struct bufferevent *bev, void *arg)
 	/*
 	 * Process whole frames in place, in batches, so the store commits once per batch.
 	 * Linearize only one batch worth of bytes: pulling up the whole buffer on each call
-	 * would copy megabytes over and over when the simulator runs at memory speed.
+	 * would copy megabytes over and over when the simulator runs at memory speed. A batch
+	 * is sized to the time budget (budget.h); the rest waits for the next loop pass.
 	 */
-	if (avail > SIM_BATCH_BYTES)
-		avail = SIM_BATCH_BYTES;
+	if (avail > c->batch)
+		avail = c->batch;
 	p = evbuffer_pullup(in, avail);
 	while (avail - off >= QKDSIM_HDR_LEN && n < SIM_BATCH) {
 		uint8_t *h = p + off;
@@ -112,6 +117,9 @@ static void sim_read_cb(struct bufferevent *bev, void *arg)
 	/* wipe the consumed key bytes before they go back to the buffer pool */
 	explicit_bzero(p, off);
 	evbuffer_drain(in, off);
+	c->batch = budget_next(c->batch, off, budget_now_us() - t0,
+			       c->cb.budget_us ? c->cb.budget_us(c->arg) : 0, SIM_BATCH_MIN,
+			       SIM_BATCH_BYTES);
 	if (evbuffer_get_length(in) >= QKDSIM_HDR_LEN && off > 0)
 		bufferevent_trigger(bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
@@ -200,6 +208,7 @@ static struct qkd_source *sim_open(struct event_base *base, const struct kms_nei
 	c->nb = *nb;
 	c->cb = *cb;
 	c->arg = arg;
+	c->batch = SIM_BATCH_BYTES;
 	c->retry = evtimer_new(base, sim_retry_cb, c);
 	c->flush = event_new(base, -1, EV_PERSIST, sim_flush_cb, c);
 	if (c->flush)

@@ -26,6 +26,8 @@ struct qkd_callbacks {
 	void (*blocks)(void *arg, const struct qkd_block *b, size_t n);
 	/* The link (device pair, or simulator with both ends) went up or down. */
 	void (*status)(void *arg, int up);
+	/* How long one batch may take to store, in microseconds (0: no bound); see budget.h. */
+	unsigned (*budget_us)(void *arg);
 };
 
 struct qkd_source;

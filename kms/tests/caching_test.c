@@ -12,6 +12,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "budget.h"
 #include "caching.h"
 #include "log.h"
 
@@ -342,6 +343,45 @@ static void test_short_block(void **state)
 	assert_int_equal(state_of(f->sa, "kms-b", 1, NULL, NULL), BS_DISCARDED);
 }
 
+static void test_budget_next(void **state)
+{
+	(void)state;
+	assert_int_equal(budget_next(4, 4, 1000000, 0, 1, 64), 64);	/* no bound */
+	assert_int_equal(budget_next(64, 64, 20000, 5000, 1, 64), 16);	/* 4x over: shrink */
+	assert_int_equal(budget_next(64, 64, 1000000, 5000, 1, 64), 1);	/* never below lo */
+	assert_int_equal(budget_next(4, 4, 100, 5000, 1, 64), 8);	/* grow: at most 2x */
+	assert_int_equal(budget_next(4, 4, 3000, 5000, 1, 64), 6);	/* ... to what fits */
+	assert_int_equal(budget_next(48, 48, 100, 5000, 1, 64), 64);	/* never above hi */
+	assert_int_equal(budget_next(8, 0, 0, 5000, 1, 64), 8);	/* no work: no news */
+	assert_int_equal(budget_next(8, 2, 0, 5000, 1, 64), 16);	/* too fast to time */
+}
+
+/* A round that overran the budget makes the next one smaller; with no budget it does not. */
+static void test_round_budget(void **state)
+{
+	struct fx *f = *state;
+	struct cache_params tight = prm;
+
+	tight.round_budget_us = 1;	/* no round of 8 blocks takes under 1 us a block */
+	cache_link_init(&f->a, f->sa, "kms-a", "kms-b", &tight, 100);
+	for (uint64_t id = 1; id <= 20; id++)
+		qkd(f, id, -1);
+	assert_int_equal(f->a.cap, 8);
+	round_trip(f);
+	assert_int_equal(f->req.vreq.count, 8);
+	assert_int_equal(f->a.cap, 1);
+	assert_true(f->a.rounds_shrunk >= 1);
+	round_trip(f);
+	assert_int_equal(f->req.vreq.count, 1);	/* the bound holds, and work goes on */
+
+	tight.round_budget_us = 0;
+	cache_link_init(&f->a, f->sa, "kms-a", "kms-b", &tight, 200);
+	round_trip(f);
+	assert_int_equal(f->req.vreq.count, 8);
+	assert_int_equal(f->a.cap, 8);
+	assert_int_equal(f->a.rounds_shrunk, 0);
+}
+
 static void test_tag_function(void **state)
 {
 	uint8_t raw[BLK], t1[KMS_TAG_LEN], t2[KMS_TAG_LEN];
@@ -377,6 +417,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_changed_tag_after_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_block, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tag_function, setup, teardown),
+		cmocka_unit_test(test_budget_next),
+		cmocka_unit_test_setup_teardown(test_round_budget, setup, teardown),
 	};
 
 	log_init("caching_test", 0, LOG_LVL_WARN);

@@ -25,7 +25,7 @@ static void test_full(void **state)
 {
 	const char *t = "# kmsd test\n" BASE
 		"control /run/k.sock   # trailing comment\n"
-		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\n"
+		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\nround-budget-ms 0\n"
 		"keepalive 2\nlink-max-bytes 1048576\nstore-min-free 0\n"
 		"dist-block 1024\ndist-low-watermark 8192\ndist-target 65536\n"
 		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a"
@@ -39,6 +39,7 @@ static void test_full(void **state)
 	assert_string_equal(cf.control, "/run/k.sock");
 	assert_int_equal(cf.round_blocks, 128);
 	assert_int_equal(cf.round_interval_ms, 50);
+	assert_int_equal(cf.round_budget_ms, 0);
 	assert_int_equal(cf.lock_timeout_ms, 2000);
 	assert_int_equal(cf.keepalive_s, 2);
 	assert_true(cf.link_max_bytes == 1048576);
@@ -64,6 +65,7 @@ static void test_defaults(void **state)
 {
 	assert_int_equal(parse(BASE), 0);
 	assert_int_equal(cf.round_blocks, 64);
+	assert_int_equal(cf.round_budget_ms, 5);
 	assert_int_equal(cf.n_nb, 0);
 	assert_string_equal(cf.control, "/run/kmsd/kmsd.sock");
 }
@@ -78,6 +80,8 @@ static void test_errors(void **state)
 		{ "listen ::1:7000\n", "t.conf:1: listen address is not host:port: `::1:7000'" },
 		{ "\n\nstore db.sqlite\n", "t.conf:3: store must be an absolute path: `db.sqlite'" },
 		{ "round-blocks 0\n", "t.conf:1: round-blocks out of range [1, 1024]: `0'" },
+		{ "round-budget-ms 10001\n",
+		  "t.conf:1: round-budget-ms out of range [0, 10000]: `10001'" },
 		{ "round-blocks 12x\n", "t.conf:1: round-blocks is not a number: `12x'" },
 		{ "round-blocks -1\n", "t.conf:1: round-blocks is not a number: `-1'" },
 		{ "keepalive 99999999999999999999999\n", "t.conf:1: keepalive is not a number: `99999999999999999999999'" },

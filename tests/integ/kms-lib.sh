@@ -91,6 +91,8 @@ write_conf() {
 		echo "keepalive 1"
 		echo "reconnect-max 1"
 		for d in "$@"; do echo "$d"; done
+		# KMS_CONF_EXTRA: more lines for every node (benches comparing settings)
+		if [ -n "${KMS_CONF_EXTRA:-}" ]; then printf '%s\n' "$KMS_CONF_EXTRA"; fi
 		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end${NB_EXTRA:+ $NB_EXTRA}"
 	} >"$T/$node.conf"
 }
