@@ -31,10 +31,17 @@ void cache_link_init(struct cache_link *cl, struct store *st, const char *self,
 	cl->cap = cl->prm.round_blocks;
 }
 
-/* A leader step of a round over n blocks took us: size the next round to the budget. */
+/*
+ * A leader step of a round over n blocks took us: size the next round to the budget, but
+ * never below an eighth of round_blocks. One round is in flight per link, so a link caches
+ * at most cap blocks per round trip; a step's fixed cost (the store's queries and commit)
+ * alone can exceed the budget on a loaded host, and the fit then shrinks rounds to one
+ * block: in a loaded test kernel that was one 32 KiB block a second per link.
+ */
 static void round_took(struct cache_link *cl, size_t n, uint64_t us)
 {
-	unsigned cap = budget_next(cl->cap, n, us, cl->prm.round_budget_us, 1,
+	unsigned lo = cl->prm.round_blocks / CACHE_ROUND_FLOOR_DIV;
+	unsigned cap = budget_next(cl->cap, n, us, cl->prm.round_budget_us, lo ? lo : 1,
 				   cl->prm.round_blocks);
 
 	if (cap < cl->cap)

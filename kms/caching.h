@@ -30,6 +30,7 @@
 #define CACHE_TAG_KEY_LEN 32
 #define CACHE_STRIP (CACHE_TAG_KEY_LEN + KMS_TAG_LEN)	/* key bytes spent per block */
 #define CACHE_MISSING_RETRY_MS 1000	/* a block the peer lacks is asked about again after */
+#define CACHE_ROUND_FLOOR_DIV 8	/* a round budget never shrinks rounds below blocks / 8 */
 
 struct cache_params {
 	unsigned round_blocks;
@@ -55,7 +56,7 @@ struct cache_link {
 	unsigned cap;				/* blocks the next round may take */
 
 	uint64_t rounds, rounds_timed_out;
-	uint64_t rounds_shrunk;			/* rounds over budget: the cap halved */
+	uint64_t rounds_shrunk;			/* rounds over budget: the cap lowered */
 };
 
 void cache_link_init(struct cache_link *cl, struct store *st, const char *self,

@@ -47,7 +47,7 @@ void config_defaults(struct kms_config *cf)
 	snprintf(cf->control, sizeof(cf->control), "/run/kmsd/kmsd.sock");
 	cf->round_blocks = 64;
 	cf->round_interval_ms = 200;
-	cf->round_budget_ms = 5;
+	cf->round_budget_ms = 0;
 	cf->lock_timeout_ms = 10000;
 	cf->min_block_age_ms = 500;
 	cf->fresh_max_age_s = 600;

@@ -17,7 +17,8 @@
 #define SIM_RETRY_MS 1000
 #define SIM_FLUSH_MS 100
 #define SIM_BATCH_BYTES (1024 * 1024 + QKDSIM_HDR_LEN + QKDSIM_MAX_BLOCK)
-#define SIM_BATCH_MIN (QKDSIM_HDR_LEN + QKDSIM_MAX_BLOCK)	/* one block of any size */
+/* the budget's floor: an eighth of the largest batch (each batch is one commit) */
+#define SIM_BATCH_MIN (SIM_BATCH_BYTES / 8)
 
 struct sim_client {
 	struct qkd_source src;

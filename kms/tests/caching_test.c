@@ -374,6 +374,19 @@ static void test_round_budget(void **state)
 	round_trip(f);
 	assert_int_equal(f->req.vreq.count, 1);	/* the bound holds, and work goes on */
 
+	/* larger rounds shrink no further than an eighth: throughput per round trip stays */
+	tight.round_blocks = 16;
+	cache_link_init(&f->a, f->sa, "kms-a", "kms-b", &tight, 150);
+	for (uint64_t id = 21; id <= 60; id++)
+		qkd(f, id, -1);
+	round_trip(f);
+	assert_int_equal(f->req.vreq.count, 16);
+	assert_int_equal(f->a.cap, 16 / CACHE_ROUND_FLOOR_DIV);
+	round_trip(f);
+	assert_int_equal(f->req.vreq.count, 2);
+	assert_int_equal(f->a.cap, 2);
+
+	tight.round_blocks = prm.round_blocks;
 	tight.round_budget_us = 0;
 	cache_link_init(&f->a, f->sa, "kms-a", "kms-b", &tight, 200);
 	round_trip(f);

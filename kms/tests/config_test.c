@@ -25,7 +25,7 @@ static void test_full(void **state)
 {
 	const char *t = "# kmsd test\n" BASE
 		"control /run/k.sock   # trailing comment\n"
-		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\nround-budget-ms 0\n"
+		"round-blocks 128\n\tround-interval-ms 50\nlock-timeout-ms 2000\nround-budget-ms 7\n"
 		"keepalive 2\nlink-max-bytes 1048576\nstore-min-free 0\n"
 		"dist-block 1024\ndist-low-watermark 8192\ndist-target 65536\n"
 		"neighbour kms-b address 127.0.0.1:7001 qkd-sim unix:/run/ab.sock end a"
@@ -39,7 +39,7 @@ static void test_full(void **state)
 	assert_string_equal(cf.control, "/run/k.sock");
 	assert_int_equal(cf.round_blocks, 128);
 	assert_int_equal(cf.round_interval_ms, 50);
-	assert_int_equal(cf.round_budget_ms, 0);
+	assert_int_equal(cf.round_budget_ms, 7);
 	assert_int_equal(cf.lock_timeout_ms, 2000);
 	assert_int_equal(cf.keepalive_s, 2);
 	assert_true(cf.link_max_bytes == 1048576);
@@ -65,7 +65,7 @@ static void test_defaults(void **state)
 {
 	assert_int_equal(parse(BASE), 0);
 	assert_int_equal(cf.round_blocks, 64);
-	assert_int_equal(cf.round_budget_ms, 5);
+	assert_int_equal(cf.round_budget_ms, 0);
 	assert_int_equal(cf.n_nb, 0);
 	assert_string_equal(cf.control, "/run/kmsd/kmsd.sock");
 }
