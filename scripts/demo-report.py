@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Report of make demo (scripts/demo-inside.sh):
-T NOK NSRC NMSG MARKERS SECS RATE LOSS OUT [WATERMARK TARGET]."""
+T NOK NSRC NMSG MARKERS SECS RATE LOSS OUT [WATERMARK TARGET [HOK HSRC HSECS HRATE]]."""
 import json, statistics, sys
 T, nok, nsrc, nmsg, mk, secs, rate, loss, out = sys.argv[1:10]
 wm, target = (int(sys.argv[10]), int(sys.argv[11])) if len(sys.argv) > 11 else (131072, 524288)
+hok, hsrc, hsecs, hrate = sys.argv[12:16] if len(sys.argv) > 15 else ("0", "0", "0", "-")
 gw = {n: {p["id"]: p for p in json.load(open(f"{T}/{n}.json"))["peers"]} for n in ("encA", "encB", "encC")}
 links = {"A-B": (("encA", 2), ("encB", 1)), "A-C": (("encA", 3), ("encC", 1))}
 print(f"qotp demo: 3 sites, star A-B / A-C, {secs} s clip published behind B, played behind C")
@@ -19,7 +20,8 @@ for l, ends in links.items():
     c = sum(gw[n][p]["rings"]["encrypt"]["consumed"] for n, p in ends)
     w = sum(gw[n][p]["rings"]["encrypt"]["wasted"] for n, p in ends)
     print(f"  {l}   {c:12}  {c / (c + w) if c + w else 0:.4f}")
-print("  relays: 0 (every stream is B<->A or C<->A: direct-link distribution, no PPETP)")
+if hsecs == "0":
+    print("  relays: 0 (every stream is B<->A or C<->A: direct-link distribution, no PPETP)")
 
 
 def lines(path):
@@ -89,8 +91,36 @@ if t0:
             return r + (f" ({len(lw) - len(v)} never)" if len(v) < len(lw) else "")
         b = f"{mm(first)} / {mm(back)}"
         print(f"  {name:14}  {drain:10.1f}  {refill:9.1f}  {len(lw):13}  {b:>46}  {lowest:8}  {len(ke):9}")
-print(f"  eavesdropper (tshark on the internet netns): RTMP command messages {nmsg}, plaintext markers: {mk}")
+
+
+def load(path):
+    try:
+        return json.loads(open(path).read())
+    except (OSError, ValueError):
+        return None
+
+
+# The relayed pair: B and C share no quantum link, their key came through A by PPETP.
+r0, r1 = load(f"{T}/relay.start"), load(f"{T}/relay.end")
+if hsecs != "0":
+    try:
+        kbps = int(open(f"{T}/hd.bitrate").read()) / 1000
+    except (OSError, ValueError):
+        kbps = 0
+    print(f"  relayed pair B<->C (no quantum link between them; key by PPETP through A): "
+          f"{hsecs} s 720p clip at {kbps:.0f} kbit/s (video {hrate}) published behind B, played behind C")
+    print(f"  frames received intact at C: {hok} / {hsrc} sent (framemd5)")
+    if r0 and r1 and r1["t"] > r0["t"]:
+        dt = r1["t"] - r0["t"]
+        nk = [gw[n][p]["stats"]["drop_no_key"] if p in gw[n] else "-" for n, p in (("encB", 3), ("encC", 2))]
+        print(f"  while it was published ({dt:.1f} s): stream {kbps / 8:.1f} KB/s; key relayed by A {(r1['a'] - r0['a']) / dt / 1000:.1f} KB/s, "
+              f"delivered by kmsd B to the pair {(r1['b'] - r0['b']) / dt / 1000:.1f} KB/s, by kmsd C "
+              f"{(r1['c'] - r0['c']) / dt / 1000:.1f} KB/s; no_key drops B->C {nk[0]}, C->B {nk[1]}")
+    else:
+        print("  (no key plane probe of the relayed stream)")
+print(f"  eavesdropper (tshark on A's and B's internet links): RTMP command messages {nmsg}, plaintext markers: {mk}")
 print(f"  pictures: {out}/frame-at-C.png, {out}/wire-ciphertext.png, {out}/plaintext-same-view.png")
 print(f"  logs: {out}/run.log, {out}/logs/ (daemons, tools, key plane events and samples), {out}/uml/ (console, dmesg)")
 print(f"  settings: QOTP_DEMO_SECONDS={secs} QOTP_DEMO_KEYRATE={rate} QOTP_DEMO_LOSS={loss} "
-      f"QOTP_DEMO_WATERMARK={wm} QOTP_DEMO_TARGET={target} QOTP_DEMO_OUT={out}")
+      f"QOTP_DEMO_WATERMARK={wm} QOTP_DEMO_TARGET={target} QOTP_DEMO_RELAY_SECONDS={hsecs} "
+      f"QOTP_DEMO_RELAY_BITRATE={hrate} QOTP_DEMO_OUT={out}")

@@ -4,6 +4,9 @@
 #      QOTP_DEMO_LOSS (netem loss % on the internet links, 0),
 #      QOTP_DEMO_WATERMARK (kernel low watermark and kmsd's, bytes, 131072),
 #      QOTP_DEMO_TARGET (kmsd distribution target, bytes, 1048576),
+#      QOTP_DEMO_RELAY_SECONDS (the relayed pair B<->C's 720p clip, 30; 0: no relayed pair),
+#      QOTP_DEMO_RELAY_BITRATE (its constant video bitrate, 300k),
+#      QOTP_DEMO_KMSD_CONF (lines added to every kmsd.conf, e.g. "round-budget-ms 5"),
 #      QOTP_DEMO_OUT (build/demo).
 # Everything a run leaves is under QOTP_DEMO_OUT, which the next run replaces: report.txt,
 # the PNGs, run.log (what ran inside UML), logs/ (daemons, tools, key plane samples) and

@@ -272,16 +272,17 @@ packets_match() {
 
 # --- Eavesdropper helpers: dumpcap captures on the untrusted link, tshark dissects.
 
-# capture_start NS IF FILE [FILTER]: start capturing all of IF in NS (or what the capture
-# filter FILTER, pcap syntax, keeps) into FILE (pcapng); waits until dumpcap reports that
+# capture_start NS IF[,IF...] FILE [FILTER]: start capturing all of each IF in NS (or what the
+# capture filter FILTER, pcap syntax, keeps) into FILE (pcapng); waits until dumpcap reports that
 # it captures (up to 180 s). dumpcap is Wireshark's capture engine, which tshark itself
 # runs to capture: started alone it needs none of tshark's dissector start-up, which took
 # 50 to 75 s inside a loaded UML (and once more than 180 s). Stop with capture_stop FILE.
 # Call it directly or under check, not in a subshell ($(...), a pipe): capture_stop needs
 # the pid bg records.
 capture_start() {
-	local name="cap_$(basename "$3" | tr -c 'a-zA-Z0-9\n' _)"
-	bg "$name" nsx "$1" dumpcap -i "$2" ${4:+-f "$4"} -w "$3" -q
+	local name="cap_$(basename "$3" | tr -c 'a-zA-Z0-9\n' _)" i args=()
+	for i in ${2//,/ }; do args+=(-i "$i" ${4:+-f "$4"}); done
+	bg "$name" nsx "$1" dumpcap "${args[@]}" -w "$3" -q
 	wait_for 180 grep -q "Capturing on" "$T/$name.log"
 }
 # capture_stop FILE: SIGINT to dumpcap (which then flushes and closes FILE), wait up to
