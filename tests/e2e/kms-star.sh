@@ -7,9 +7,10 @@
 # ring holds exactly what its kmsd delivered (every key used came through the chain), and
 # the same for a 720p clip from behind B to behind C, whose pair's key A relays.
 # The demo's report, pictures and logs go to build/test-artifacts/kms-star-demo/.
-# About 9 min alone (532 s with the relayed pair, 2026-12-07); 12.5 min beside another e2e
-# script in CI before the relayed pair (755 s).
-# qotp-timeout: 900
+# About 9 min alone (532 and 564 s with the relayed pair, 2026-12-07), 14 min beside another
+# e2e script in a full make check (843 s: 247 s of it tshark's dissection, 83 s making the
+# 720p clip in the guest).
+# qotp-timeout: 1200
 # The relayed pair B<->C (key by PPETP through A) streams its clip for 8 s at the demo's
 # 300 kbit/s here, beside the star's 8 s clip, not for 30 s: the check is that the path works
 # end to end, and the clip's key (~380 KB) is what kmsd put in the 1 MiB rings before it
