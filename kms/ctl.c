@@ -348,7 +348,7 @@ void ctl_xfer_done(struct kmsd *d, uint64_t cookie, int err, const char *dst, ui
 	o = bufferevent_get_output(r->bev);
 	ms = (unsigned long long)(mono_ms() - r->start_ms);
 	if (err) {
-		evbuffer_add_printf(o, "error: transfer to %s failed: %s\n", dst, strerror(-err));
+		evbuffer_add_printf(o, "error: transfer to %s failed: %s\n", dst, xfer_strerror(err));
 	} else if (r->json) {
 		evbuffer_add_printf(o, "{\"dst\":\"%s\",\"bytes\":%zu,\"txid\":\"%016" PRIx64
 				    "\",\"fingerprint\":\"%02x%02x%02x%02x%02x%02x%02x%02x\","

@@ -297,7 +297,8 @@ static void request_xfers(struct kd_link *k)
 	while (k->dp && k->xfer_inflight < KD_MAX_XFER && dist_need(k->dp) > 0) {
 		rc = xfer_start(d, k->l->nb.id, len, KD_XFER_COOKIE);
 		if (rc) {
-			set_err(k, "cannot start a key transfer", -rc);
+			snprintf(k->last_error, sizeof(k->last_error), "cannot start a key transfer: %s",
+				 xfer_strerror(rc));
 			return;
 		}
 		k->xfer_inflight++;

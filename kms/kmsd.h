@@ -151,6 +151,11 @@ void xfer_free(struct kmsd *d);
 int xfer_recv(struct link *l, const struct msg *m);
 /* Operator transfer (kmsctl transfer): 0 started, else -errno; the end comes by ctl_xfer_done. */
 int xfer_start(struct kmsd *d, const char *dst, size_t len, uint64_t cookie);
+/*
+ * What a transfer's failure means, for logs and kmsctl: -ENOSPC is PPETP's "not enough link
+ * key on a hop" (a store error is -EIO), which strerror would call a full disk.
+ */
+const char *xfer_strerror(int err);
 void xfer_ctl_status(struct kmsd *d, struct evbuffer *o, int json);
 void xfer_ctl_transfers(struct kmsd *d, struct evbuffer *o, int json);
 void xfer_fingerprint(const uint8_t *key, size_t len, uint8_t fp[STORE_FP_LEN]);

@@ -191,6 +191,11 @@ static void op_commit(void *arg, const char *peer, const char *src, uint64_t txi
 		ctl_xfer_done(x->d, cookie, rc < 0 ? -EIO : 0, peer, txid, len, fp);
 }
 
+const char *xfer_strerror(int err)
+{
+	return err == -ENOSPC ? "not enough verified link key on a hop of the path" : strerror(-err);
+}
+
 static void op_failed(void *arg, uint64_t cookie, const char *dst, int err)
 {
 	struct xfer *x = arg;
@@ -201,7 +206,7 @@ static void op_failed(void *arg, uint64_t cookie, const char *dst, int err)
 		x->failed_timeout++;
 	else
 		x->failed_other++;
-	log_warnx("transfer to %s failed after every attempt: %s", dst, strerror(-err));
+	log_warnx("transfer to %s failed after every attempt: %s", dst, xfer_strerror(err));
 	if (cookie == KD_XFER_COOKIE)
 		kd_xfer_done(x->d, dst, 0);
 	else if (cookie)
