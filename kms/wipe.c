@@ -10,7 +10,7 @@
 
 #include "wipe.h"
 
-static void wipe_free(void *p)
+void wipe_free(void *p)
 {
 	if (p) {
 		explicit_bzero(p, malloc_usable_size(p));

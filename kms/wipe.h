@@ -9,5 +9,7 @@
 
 /* Call first in main(), before any libevent, OpenSSL or SQLite call. 0 or -1. */
 int wipe_alloc_init(void);
+/* free() that zeroes the whole block first (for libraries that take a free hook: jansson). */
+void wipe_free(void *p);
 
 #endif

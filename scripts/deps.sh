@@ -10,13 +10,13 @@ PKGS=(
 	rsync sparse clang llvm lld
 	linux-source-6.1 linux-headers-amd64
 	# userspace libraries
-	libnl-3-dev libnl-genl-3-dev libevent-dev libsqlite3-dev sqlite3 libcmocka-dev
+	libnl-3-dev libnl-genl-3-dev libevent-dev libsqlite3-dev sqlite3 libcmocka-dev libjansson-dev
 	openssl
 	# end-to-end and benchmark components
 	iproute2 iputils-ping nftables iptables ethtool procps psmisc util-linux wireguard-tools
 	gdb
 	nginx-light libnginx-mod-rtmp ffmpeg rtmpdump tshark wireshark-common iperf3 socat
-	python3 jq gnuplot-nox imagemagick
+	python3 jq gnuplot-nox imagemagick curl
 )
 
 missing=()
