@@ -65,6 +65,7 @@ const char *msg_type_name(uint8_t type)
 	case MSG_ROUTE_ADVERT: return "route-advert";
 	case MSG_DIST: return "dist";
 	case MSG_PPETP: return "ppetp";
+	case MSG_QKD: return "qkd";
 	}
 	return "unknown";
 }
@@ -167,6 +168,35 @@ int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg
 		m->ppetp.len = (uint32_t)plen;
 		memcpy(m->ppetp.data, p, plen);
 		return CODEC_OK;
+	case MSG_QKD:
+		if (plen < 16)
+			return CODEC_ELENGTH;
+		m->qkd.op = p[0];
+		m->qkd.status = p[1];
+		m->qkd.nkeys = n = get16(p + 2);
+		m->qkd.block = get64(p + 4);
+		m->qkd.key_len = get32(p + 12);
+		if (plen != 16 + n * MSG_QKD_KEY_ID_LEN)
+			return CODEC_ELENGTH;
+		if (m->qkd.op == QKD_IDS) {
+			if (m->qkd.status || n == 0 || n > MSG_QKD_MAX_KEYS || m->qkd.key_len == 0)
+				return CODEC_EFIELD;
+		} else if (m->qkd.op == QKD_ACK) {
+			if (m->qkd.status > QKD_NOT_GOT || n || m->qkd.key_len)
+				return CODEC_EFIELD;
+		} else {
+			return CODEC_EFIELD;
+		}
+		for (size_t i = 0; i < n; i++) {
+			const uint8_t *k = p + 16 + i * MSG_QKD_KEY_ID_LEN;
+
+			for (size_t j = 0; j < MSG_QKD_KEY_ID_LEN; j++)
+				if (k[j] < 0x21 || k[j] > 0x7e)
+					return CODEC_EFIELD;
+			memcpy(m->qkd.key_id[i], k, MSG_QKD_KEY_ID_LEN);
+			m->qkd.key_id[i][MSG_QKD_KEY_ID_LEN] = '\0';
+		}
+		return CODEC_OK;
 	}
 	return CODEC_ETYPE;
 }
@@ -238,6 +268,17 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 			return -1;
 		plen = m->ppetp.len;
 		break;
+	case MSG_QKD:
+		if (m->qkd.op == QKD_IDS ? m->qkd.status || m->qkd.nkeys == 0 ||
+		    m->qkd.nkeys > MSG_QKD_MAX_KEYS || m->qkd.key_len == 0 :
+		    m->qkd.op != QKD_ACK || m->qkd.status > QKD_NOT_GOT || m->qkd.nkeys ||
+		    m->qkd.key_len)
+			return -1;
+		for (size_t i = 0; i < m->qkd.nkeys; i++)
+			if (strlen(m->qkd.key_id[i]) != MSG_QKD_KEY_ID_LEN)
+				return -1;
+		plen = 16 + (size_t)m->qkd.nkeys * MSG_QKD_KEY_ID_LEN;
+		break;
 	default:
 		return -1;
 	}
@@ -279,6 +320,16 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 		break;
 	case MSG_PPETP:
 		memcpy(p, m->ppetp.data, m->ppetp.len);
+		break;
+	case MSG_QKD:
+		p[0] = m->qkd.op;
+		p[1] = m->qkd.status;
+		put16(p + 2, m->qkd.nkeys);
+		put64(p + 4, m->qkd.block);
+		put32(p + 12, m->qkd.key_len);
+		for (size_t i = 0; i < m->qkd.nkeys; i++)
+			memcpy(p + 16 + i * MSG_QKD_KEY_ID_LEN, m->qkd.key_id[i],
+			       MSG_QKD_KEY_ID_LEN);
 		break;
 	case MSG_ROUTE_ADVERT:
 	case MSG_DIST:

@@ -35,6 +35,7 @@ enum msg_type {
 				 * payload as in distrib.h (dist_encode), block ids only */
 	MSG_PPETP = 7,		/* key transfer + relay: payload is one ppetp.h message, opaque
 				 * here (1..PPETP_MSG_MAX bytes), parsed by ppetp_decode */
+	MSG_QKD = 8,		/* link key from ETSI 014 KMEs (qkd_etsi.c): key_IDs, no key bytes */
 	__MSG_LAST
 };
 
@@ -61,6 +62,18 @@ struct msg_block_status {
 	uint64_t id;
 	uint8_t status;			/* enum verify_status */
 };
+
+/*
+ * MSG_QKD: the master end of an ETSI 014 link names the key_IDs one link block was made of
+ * (QKD_IDS), the slave answers whether it obtained them all from its own KME (QKD_ACK).
+ *   u8 op | u8 status | u16 nkeys | u64 block id | u32 bytes per key | nkeys x 36-byte key_ID
+ * QKD_IDS: status 0, nkeys 1..MSG_QKD_MAX_KEYS. QKD_ACK: nkeys 0, bytes 0, status QKD_GOT
+ * or QKD_NOT_GOT. A key_ID is the canonical UUID text (ETSI GS QKD 014 clause 6.3).
+ */
+#define MSG_QKD_KEY_ID_LEN 36
+#define MSG_QKD_MAX_KEYS 1024
+enum { QKD_IDS = 1, QKD_ACK = 2 };
+enum { QKD_GOT = 0, QKD_NOT_GOT = 1 };
 
 struct msg {
 	uint8_t type;
@@ -91,6 +104,13 @@ struct msg {
 			uint32_t len;
 			uint8_t data[PPETP_MSG_MAX];
 		} ppetp;
+		struct {
+			uint8_t op, status;
+			uint16_t nkeys;
+			uint64_t block;
+			uint32_t key_len;
+			char key_id[MSG_QKD_MAX_KEYS][MSG_QKD_KEY_ID_LEN + 1];
+		} qkd;
 	};
 };
 

@@ -67,6 +67,18 @@ int config_valid_id(const char *s)
 	return node_id_valid(s);
 }
 
+int config_valid_sae_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > KMS_SAE_ID_MAX)
+		return 0;
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e || strchr("/?#%", *s))
+			return 0;
+	return 1;
+}
+
 int config_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port)
 {
 	const char *colon, *h = addr;
@@ -164,7 +176,7 @@ static int check_qkd_spec(struct parse_ctx *p, const char *val)
 	return perr(p, "qkd-sim source must be unix:/path or tcp:host:port: `%s'", val);
 }
 
-/* neighbour ID [address HOST:PORT] qkd-sim SPEC end a|b */
+/* neighbour ID [address HOST:PORT] (qkd-sim SPEC end a|b | qkd-etsi014 KME sae ID peer-sae ID) */
 static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
 {
 	struct kms_neighbour *nb;
@@ -181,6 +193,9 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 	nb = &cf->nb[cf->n_nb];
 	memset(nb, 0, sizeof(*nb));
 	strcpy(nb->id, w[1]);
+	nb->line = p->line;
+	nb->kme = -1;
+	nb->etsi_block = 32768;
 	for (i = 2; i < nw; i += 2) {
 		if (i + 1 >= nw)
 			return perr(p, "neighbour option needs a value: `%s'", w[i]);
@@ -193,6 +208,24 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 				return -1;
 			nb->qkd_backend = QKD_BACKEND_SIM;
 			strcpy(nb->qkd_spec, w[i + 1]);
+		} else if (!strcmp(w[i], "qkd-etsi014")) {
+			if (!config_valid_id(w[i + 1]))
+				return perr(p, "invalid etsi014-kme name: `%.64s'", w[i + 1]);
+			nb->qkd_backend = QKD_BACKEND_ETSI014;
+			strcpy(nb->qkd_kme, w[i + 1]);
+		} else if (!strcmp(w[i], "sae") || !strcmp(w[i], "peer-sae")) {
+			char *dst = w[i][0] == 's' ? nb->sae_id : nb->peer_sae_id;
+
+			if (!config_valid_sae_id(w[i + 1]))
+				return perr(p, "invalid SAE_ID for %s (1-%d printable characters, "
+					    "none of /?#%%): `%.64s'", w[i], KMS_SAE_ID_MAX, w[i + 1]);
+			strcpy(dst, w[i + 1]);
+		} else if (!strcmp(w[i], "etsi-block")) {
+			uint64_t v;
+
+			if (set_uint(p, &v, "etsi-block", w[i + 1], 16, 65536))
+				return -1;
+			nb->etsi_block = (uint32_t)v;
 		} else if (!strcmp(w[i], "end")) {
 			if (strcmp(w[i + 1], "a") && strcmp(w[i + 1], "b"))
 				return perr(p, "end must be a or b: `%s'", w[i + 1]);
@@ -208,10 +241,94 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 		}
 	}
 	if (nb->qkd_backend == QKD_BACKEND_NONE)
-		return perr(p, "neighbour has no QKD link source (qkd-sim): `%s'", nb->id);
-	if (nb->qkd_end == 0)
+		return perr(p, "neighbour has no QKD link source (qkd-sim or qkd-etsi014): `%s'",
+			    nb->id);
+	if (nb->qkd_backend == QKD_BACKEND_SIM && nb->qkd_end == 0)
 		return perr(p, "neighbour needs `end a' or `end b' for qkd-sim: `%s'", nb->id);
+	if (nb->qkd_backend == QKD_BACKEND_ETSI014 || nb->qkd_kme[0]) {
+		if (nb->qkd_spec[0] || nb->qkd_end)
+			return perr(p, "neighbour has both qkd-sim and qkd-etsi014: `%s'", nb->id);
+		if (!nb->sae_id[0] || !nb->peer_sae_id[0])
+			return perr(p, "qkd-etsi014 needs `sae ID' and `peer-sae ID': `%s'", nb->id);
+		if (!strcmp(nb->sae_id, nb->peer_sae_id))
+			return perr(p, "sae and peer-sae are the same SAE: `%s'", nb->sae_id);
+	} else if (nb->sae_id[0] || nb->peer_sae_id[0]) {
+		return perr(p, "sae and peer-sae need qkd-etsi014: `%s'", nb->id);
+	}
 	cf->n_nb++;
+	return 0;
+}
+
+/* https://HOST[:PORT] with nothing after it: the standard's paths start at /api/v1/keys/ */
+static int parse_kme_url(struct parse_ctx *p, struct kms_kme *k, const char *val)
+{
+	char hp[KMS_ADDR_MAX + 8];
+	size_t n;
+
+	if (strncmp(val, "https://", 8))
+		return perr(p, "etsi014-kme url must start with https://: `%.64s'", val);
+	if (strlen(val) >= sizeof(k->url))
+		return perr(p, "etsi014-kme url is too long: `%.64s'", val);
+	strcpy(k->url, val);
+	n = strlen(val + 8);
+	if (n && val[8 + n - 1] == '/')
+		n--;
+	if (n == 0 || n >= KMS_ADDR_MAX || memchr(val + 8, '/', n) || memchr(val + 8, '@', n) ||
+	    memchr(val + 8, '?', n))
+		return perr(p, "etsi014-kme url must be https://HOST[:PORT] with no path: `%.64s'",
+			    val);
+	memcpy(hp, val + 8, n);
+	hp[n] = '\0';
+	/* no port: 443; a bracketed IPv6 literal keeps its port rule */
+	if ((hp[0] == '[' && hp[n - 1] == ']') || (hp[0] != '[' && !strchr(hp, ':'))) {
+		if (n + 4 >= sizeof(hp))
+			return perr(p, "etsi014-kme url is too long: `%.64s'", val);
+		strcat(hp, ":443");
+	}
+	if (config_split_addr(hp, k->host, sizeof(k->host), &k->port))
+		return perr(p, "etsi014-kme url has no valid HOST[:PORT]: `%.64s'", val);
+	return 0;
+}
+
+/* etsi014-kme NAME url https://HOST[:PORT] cert FILE key FILE ca FILE */
+static int parse_kme(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
+{
+	struct kms_kme *k;
+
+	if (nw < 2)
+		return perr(p, "etsi014-kme needs a name: `%s'", w[0]);
+	if (!config_valid_id(w[1]))
+		return perr(p, "invalid etsi014-kme name: `%.64s'", w[1]);
+	for (size_t i = 0; i < cf->n_kme; i++)
+		if (!strcmp(cf->kme[i].name, w[1]))
+			return perr(p, "duplicate etsi014-kme: `%s'", w[1]);
+	if (cf->n_kme >= KMS_MAX_KMES)
+		return perr(p, "too many etsi014-kme (max %d): `%s'", KMS_MAX_KMES, w[1]);
+	k = &cf->kme[cf->n_kme];
+	memset(k, 0, sizeof(*k));
+	strcpy(k->name, w[1]);
+	for (int i = 2; i < nw; i += 2) {
+		if (i + 1 >= nw)
+			return perr(p, "etsi014-kme option needs a value: `%s'", w[i]);
+		if (!strcmp(w[i], "url")) {
+			if (parse_kme_url(p, k, w[i + 1]))
+				return -1;
+		} else if (!strcmp(w[i], "cert")) {
+			if (set_path(p, k->cert, sizeof(k->cert), "etsi014-kme cert", w[i + 1]))
+				return -1;
+		} else if (!strcmp(w[i], "key")) {
+			if (set_path(p, k->key, sizeof(k->key), "etsi014-kme key", w[i + 1]))
+				return -1;
+		} else if (!strcmp(w[i], "ca")) {
+			if (set_path(p, k->ca, sizeof(k->ca), "etsi014-kme ca", w[i + 1]))
+				return -1;
+		} else {
+			return perr(p, "unknown etsi014-kme option: `%s'", w[i]);
+		}
+	}
+	if (!k->url[0] || !k->cert[0] || !k->key[0] || !k->ca[0])
+		return perr(p, "etsi014-kme needs url, cert, key and ca: `%s'", k->name);
+	cf->n_kme++;
 	return 0;
 }
 
@@ -287,6 +404,8 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 		return parse_neighbour(p, cf, w, nw);
 	if (!strcmp(w[0], "remote"))
 		return parse_remote(p, cf, w, nw);
+	if (!strcmp(w[0], "etsi014-kme"))
+		return parse_kme(p, cf, w, nw);
 	if (nw != 2)
 		return perr(p, "directive takes exactly one value: `%s'", w[0]);
 
@@ -403,6 +522,26 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 			if (cf->nb[i].qotp_peer && cf->nb[i].qotp_peer == cf->nb[j].qotp_peer)
 				return perr(&p, "two neighbours with the same qotp-peer: `%s'",
 					    cf->nb[i].id);
+	for (size_t i = 0; i < cf->n_nb; i++) {
+		struct kms_neighbour *nb = &cf->nb[i];
+
+		if (nb->qkd_backend != QKD_BACKEND_ETSI014)
+			continue;
+		for (size_t j = 0; j < cf->n_kme; j++)
+			if (!strcmp(cf->kme[j].name, nb->qkd_kme))
+				nb->kme = (int)j;
+		p.line = nb->line;
+		if (nb->kme < 0)
+			return perr(&p, "qkd-etsi014 names no etsi014-kme of this file: `%s'",
+				    nb->qkd_kme);
+		for (size_t j = 0; j < i; j++)
+			if (cf->nb[j].qkd_backend == QKD_BACKEND_ETSI014 &&
+			    cf->nb[j].kme == nb->kme && !strcmp(cf->nb[j].sae_id, nb->sae_id) &&
+			    !strcmp(cf->nb[j].peer_sae_id, nb->peer_sae_id))
+				return perr(&p, "two neighbours draw key for the same SAE pair at "
+					    "KME %s: `%s'", nb->qkd_kme, nb->peer_sae_id);
+		p.line = 0;
+	}
 	for (size_t i = 0; i < cf->n_rm; i++) {
 		const struct kms_remote *r = &cf->rm[i];
 

@@ -11,8 +11,24 @@
 #define KMS_ADDR_MAX 128
 #define KMS_MAX_NEIGHBOURS 64
 #define KMS_MAX_REMOTES 64
+#define KMS_MAX_KMES 8
+#define KMS_SAE_ID_MAX 127	/* ETSI GS QKD 014 SAE_ID (= E14_ID_MAX in etsi014.h) */
 
-enum qkd_backend { QKD_BACKEND_NONE, QKD_BACKEND_SIM };
+enum qkd_backend { QKD_BACKEND_NONE, QKD_BACKEND_SIM, QKD_BACKEND_ETSI014 };
+
+/*
+ * An ETSI GS QKD 014 KME kmsd calls as an SAE (Documentation/etsi014.md):
+ * `etsi014-kme NAME url https://HOST[:PORT] cert FILE key FILE ca FILE`.
+ */
+struct kms_kme {
+	char name[KMS_ID_MAX + 1];
+	char url[KMS_ADDR_MAX + 8];
+	char host[KMS_ADDR_MAX];	/* from url; an IPv6 literal without brackets */
+	unsigned port;			/* from url; 443 when it names none */
+	char cert[KMS_PATH_MAX];	/* our SAE's client certificate and key */
+	char key[KMS_PATH_MAX];
+	char ca[KMS_PATH_MAX];		/* CA of the KME's server certificate */
+};
 
 struct kms_neighbour {
 	char id[KMS_ID_MAX + 1];
@@ -22,6 +38,13 @@ struct kms_neighbour {
 	char qkd_end;			/* 'a' or 'b': which end of the simulated link we are */
 	uint32_t qotp_peer;		/* local qotp peer id of this neighbour's encryptor;
 					 * 0 = no key distribution to the kernel */
+	/* qkd-etsi014 KME: link key from that KME (kme indexes kms_config.kme) */
+	char qkd_kme[KMS_ID_MAX + 1];
+	int kme;
+	char sae_id[KMS_SAE_ID_MAX + 1];	/* our SAE at that KME */
+	char peer_sae_id[KMS_SAE_ID_MAX + 1];	/* the neighbour's SAE at its KME */
+	uint32_t etsi_block;		/* bytes of key per link block (one enc_keys call) */
+	unsigned line;			/* where it was configured, for later errors */
 };
 
 /*
@@ -64,6 +87,8 @@ struct kms_config {
 	size_t n_nb;
 	struct kms_remote rm[KMS_MAX_REMOTES];
 	size_t n_rm;
+	struct kms_kme kme[KMS_MAX_KMES];
+	size_t n_kme;
 };
 
 void config_defaults(struct kms_config *cf);
@@ -77,6 +102,8 @@ int config_load(struct kms_config *cf, const char *path, char *err, size_t errle
 const struct kms_neighbour *config_find_neighbour(const struct kms_config *cf, const char *id);
 const struct kms_remote *config_find_remote(const struct kms_config *cf, const char *id);
 int config_valid_id(const char *s);
+/* An ETSI 014 SAE_ID: 1..KMS_SAE_ID_MAX of 0x21..0x7e, none of "/?#%" (a URL path segment). */
+int config_valid_sae_id(const char *s);
 /* Splits "host:port" or "[v6]:port". Returns 0 on success. */
 int config_split_addr(const char *addr, char *host, size_t hostlen, unsigned *port);
 

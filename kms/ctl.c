@@ -150,9 +150,11 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 	for (size_t i = 0; i < d->n_links; i++) {
 		struct link *l = &d->links[i];
 		struct store_link_stats s;
+		char qkd[KMS_ADDR_MAX + 2 * KMS_SAE_ID_MAX + 64];
 
 		if (store_link_stats(d->st, l->nb.id, &s))
 			memset(&s, 0, sizeof(s));
+		l->qkd->ops->describe(l->qkd, qkd, sizeof(qkd));
 		if (json) {
 			evbuffer_add_printf(o, "%s{\"peer\":", i ? "," : "");
 			json_str(o, l->nb.id);
@@ -161,7 +163,9 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 			evbuffer_add_printf(o, ",\"connected\":%s,\"role\":\"%s\",\"qkd\":",
 					    l->peer ? "true" : "false",
 					    l->cache.leader ? "leader" : "follower");
-			json_str(o, l->nb.qkd_spec);
+			json_str(o, qkd);
+			if (l->qkd->ops->ctl)
+				l->qkd->ops->ctl(l->qkd, o, 1);
 			evbuffer_add_printf(o, ",\"qkd_up\":%s,\"qkd_blocks\":%llu,"
 					    "\"verified_blocks\":%llu,\"verified_bytes\":%llu,"
 					    "\"verified_total\":%llu,\"mismatched_total\":%llu,"
@@ -186,7 +190,7 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 			continue;
 		}
 		evbuffer_add_printf(o, "link %s\n  address: %s\n  peer: %s%s%s\n  role: %s\n"
-				    "  qkd: %s end %c, %s, %llu blocks received\n"
+				    "  qkd: %s, %s, %llu blocks received\n"
 				    "  verified: %llu blocks, %llu bytes\n"
 				    "  mismatch rate: %.2f%% (%llu of %llu blocks), %llu orphaned\n"
 				    "  rounds: %llu (%llu timed out), next %u blocks (%llu over budget)\n",
@@ -194,8 +198,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 				    l->peer ? "connected" : "down",
 				    !l->peer && l->last_error[0] ? ", last error: " : "",
 				    !l->peer ? l->last_error : "",
-				    l->cache.leader ? "leader" : "follower", l->nb.qkd_spec,
-				    l->nb.qkd_end, l->qkd_up ? "up" : "down",
+				    l->cache.leader ? "leader" : "follower", qkd,
+				    l->qkd_up ? "up" : "down",
 				    (unsigned long long)l->qkd_blocks,
 				    (unsigned long long)s.blocks[BS_VERIFIED],
 				    (unsigned long long)s.bytes[BS_VERIFIED],
@@ -206,6 +210,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 				    (unsigned long long)l->cache.rounds,
 				    (unsigned long long)l->cache.rounds_timed_out, l->cache.cap,
 				    (unsigned long long)l->cache.rounds_shrunk);
+		if (l->qkd->ops->ctl)
+			l->qkd->ops->ctl(l->qkd, o, 0);
 	}
 	if (json)
 		evbuffer_add_printf(o, "]\n");

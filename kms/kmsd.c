@@ -98,7 +98,7 @@ static struct cache_params params_of(const struct kms_config *cf)
 	return p;
 }
 
-static void qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
+static int qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 {
 	struct link *l = arg;
 	int64_t now = now_ms();
@@ -108,7 +108,7 @@ static void qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 	if (store_begin(l->d->st) < 0) {
 		log_warnx("link %s: store: %s; %zu QKD blocks lost", l->nb.id,
 			  store_errmsg(l->d->st), n);
-		return;
+		return -1;
 	}
 	for (i = 0; i < n && rc >= 0; i++) {
 		rc = store_add_fresh(l->d->st, l->nb.id, b[i].id, b[i].key, b[i].len, now);
@@ -125,9 +125,10 @@ static void qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 			store_rollback(l->d->st);
 		log_warnx("link %s: storing QKD blocks: %s; %zu blocks lost", l->nb.id,
 			  store_errmsg(l->d->st), n);
-		return;
+		return -1;
 	}
 	l->qkd_blocks += n;
+	return 0;
 }
 
 static void qkd_status_cb(void *arg, int up)
@@ -143,6 +144,13 @@ static unsigned qkd_budget_cb(void *arg)
 	struct link *l = arg;
 
 	return l->d->cf.round_budget_ms * 1000;
+}
+
+static int qkd_send_cb(void *arg, const struct msg *m)
+{
+	struct link *l = arg;
+
+	return l->peer && l->peer->hello_rx ? peer_send(l->peer, m) : -1;
 }
 
 static void round_cb(evutil_socket_t fd, short ev, void *arg)
@@ -314,7 +322,9 @@ static void signal_cb(evutil_socket_t sig, short ev, void *arg)
 static int links_init(struct kmsd *d)
 {
 	struct cache_params prm = params_of(&d->cf);
-	static const struct qkd_callbacks cb = { qkd_blocks_cb, qkd_status_cb, qkd_budget_cb };
+	static const struct qkd_callbacks cb = {
+		qkd_blocks_cb, qkd_status_cb, qkd_budget_cb, qkd_send_cb,
+	};
 
 	for (size_t i = 0; i < d->cf.n_nb; i++) {
 		struct link *l = &d->links[i];
@@ -332,7 +342,7 @@ static int links_init(struct kmsd *d)
 		if (!l->round_ev || !l->reconnect_ev ||
 		    event_priority_set(l->round_ev, KMSD_PRIO_BULK))
 			return -1;
-		l->qkd = qkd_backend_ops(l->nb.qkd_backend)->open(d->base, &l->nb, &cb, l);
+		l->qkd = qkd_backend_ops(l->nb.qkd_backend)->open(d->base, &d->cf, &l->nb, &cb, l);
 		if (!l->qkd)
 			return -1;
 		d->n_links++;

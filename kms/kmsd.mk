@@ -3,10 +3,12 @@
 # their unit tests and fuzzers. Included by kms/Makefile.
 
 KMS_LIBS := $(shell $(PKG_CONFIG) --libs libevent libevent_openssl openssl sqlite3 2>/dev/null)
+KMSD_LIBS := $(KMS_LIBS) $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
 KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null)
 
 KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o \
-	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o ppetp.o xfer.o
+	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o ppetp.o xfer.o \
+	qkd_etsi.o etsi014.o
 QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 
@@ -15,7 +17,7 @@ MAN8 += man/kmsd.8 man/kmsctl.8 man/qkdsimd.8
 MAN5 += man/kmsd.conf.5
 
 $(O)/kmsd: $(addprefix $(O)/,$(KMSD_OBJS))
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS) $(PROTO_LIBS)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMSD_LIBS) $(PROTO_LIBS)
 $(O)/qkdsimd: $(addprefix $(O)/,$(QKDSIMD_OBJS))
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(KMS_LIBS) -lm
 $(O)/kmsctl: $(addprefix $(O)/,$(KMSCTL_OBJS))

@@ -180,6 +180,8 @@ void peer_close(struct peer *p, const char *why)
 			cache_peer_lost(&l->cache);
 		if (l->quantum && p->hello_rx)
 			routing_peer_down(l);
+		if (l->quantum && p->hello_rx && l->qkd && l->qkd->ops->peer)
+			l->qkd->ops->peer(l->qkd, 0);
 	}
 	if (p->ka_ev)
 		event_free(p->ka_ev);
@@ -375,6 +377,8 @@ static int handle_msg(struct peer *p, struct msg *m)
 		event_active(l->round_ev, 0, 0);
 		routing_peer_up(l);
 		kd_peer_up(l);
+		if (l->qkd && l->qkd->ops->peer)
+			l->qkd->ops->peer(l->qkd, 1);
 		return 0;
 	}
 	switch (m->type) {
@@ -426,6 +430,13 @@ static int handle_msg(struct peer *p, struct msg *m)
 	case MSG_ROUTE_ADVERT:
 		if (routing_recv(l, m) < 0) {
 			peer_close(p, "route advert from another origin than the peer");
+			return -1;
+		}
+		return 0;
+	case MSG_QKD:
+		if (!l->qkd || !l->qkd->ops->recv || l->qkd->ops->recv(l->qkd, m) < 0) {
+			peer_close(p, "ETSI 014 key_ID message the link's QKD source does not "
+				   "expect");
 			return -1;
 		}
 		return 0;

@@ -197,8 +197,9 @@ static void sim_retry_cb(evutil_socket_t fd, short ev, void *arg)
 	sim_connect(arg);
 }
 
-static struct qkd_source *sim_open(struct event_base *base, const struct kms_neighbour *nb,
-				   const struct qkd_callbacks *cb, void *arg)
+static struct qkd_source *sim_open(struct event_base *base, const struct kms_config *cf,
+				   const struct kms_neighbour *nb, const struct qkd_callbacks *cb,
+				   void *arg)
 {
 	struct sim_client *c = calloc(1, sizeof(*c));
 
@@ -254,11 +255,19 @@ static void sim_pause(struct qkd_source *src, int paused)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
+static void sim_describe(struct qkd_source *src, char *buf, size_t len)
+{
+	struct sim_client *c = (struct sim_client *)src;
+
+	snprintf(buf, len, "qkd-sim %s end %c", c->nb.qkd_spec, c->nb.qkd_end);
+}
+
 static const struct qkd_source_ops sim_ops = {
 	.name = "qkd-sim",
 	.open = sim_open,
 	.close = sim_close,
 	.pause = sim_pause,
+	.describe = sim_describe,
 };
 
 const struct qkd_source_ops *qkd_backend_ops(enum qkd_backend backend)
@@ -266,6 +275,8 @@ const struct qkd_source_ops *qkd_backend_ops(enum qkd_backend backend)
 	switch (backend) {
 	case QKD_BACKEND_SIM:
 		return &sim_ops;
+	case QKD_BACKEND_ETSI014:
+		return &qkd_etsi014_ops;
 	default:
 		return NULL;
 	}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 # Creates a test PKI for kmsd peer channels: one CA and, per node id, a key and a
-# certificate whose CN and subjectAltName DNS are that id (what kmsd checks).
+# certificate whose CN and subjectAltName DNS are that id (what kmsd checks); an id that is
+# an IPv4 address (127.0.0.1: a test KME's server certificate) gets an IP subjectAltName too.
 #   scripts/mkpki.sh DIR ID...     ->  DIR/ca.crt DIR/ca.key DIR/ID.crt DIR/ID.key
 # For tests only: keys are unencrypted and the CA key lies beside the certificates.
 set -euo pipefail
@@ -22,11 +23,13 @@ for id in "$@"; do
 	case $id in
 	*[!A-Za-z0-9._-]*|'') echo "$0: invalid node id: \`$id'" >&2; exit 1 ;;
 	esac
+	san="DNS:$id"
+	[[ $id =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && san="$san,IP:$id"
 	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
 		-keyout "$dir/$id.key" -out "$dir/$id.csr" -subj "/CN=$id" 2>/dev/null
 	openssl x509 -req -in "$dir/$id.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" \
 		-CAcreateserial -out "$dir/$id.crt" -days 825 \
-		-extfile <(printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$id") 2>/dev/null
+		-extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n' "$san") 2>/dev/null
 	rm -f "$dir/$id.csr"
 done
 chmod 0644 "$dir"/*.crt

@@ -227,6 +227,90 @@ static void test_ppetp_frame(void **state)
 	assert_string_equal(msg_type_name(MSG_PPETP), "ppetp");
 }
 
+/* MSG_QKD: key_IDs of one ETSI 014 link block (QKD_IDS) and the slave's answer (QKD_ACK). */
+static void test_qkd_frame(void **state)
+{
+	static const char uuid[] = "bc490419-7d60-487f-adc1-4ddcc177c139";
+	long n;
+
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_QKD;
+	in.qkd.op = QKD_IDS;
+	in.qkd.nkeys = 2;
+	in.qkd.block = 0x0102030405060708ULL;
+	in.qkd.key_len = 32768;
+	strcpy(in.qkd.key_id[0], uuid);
+	strcpy(in.qkd.key_id[1], "0a782fb5-3434-48fe-aa4d-14f41d46cf92");
+	roundtrip(&in, MSG_HDR_LEN + 16 + 2 * 36);
+	assert_memory_equal(buf, "\x01\x08\x00\x00\x00\x00\x00\x58\x01\x00\x00\x02"
+			    "\x01\x02\x03\x04\x05\x06\x07\x08\x00\x00\x80\x00", 24);
+	assert_int_equal(out.qkd.nkeys, 2);
+	assert_int_equal(out.qkd.block, in.qkd.block);
+	assert_int_equal(out.qkd.key_len, 32768);
+	assert_string_equal(out.qkd.key_id[0], uuid);
+	assert_string_equal(out.qkd.key_id[1], in.qkd.key_id[1]);
+	assert_string_equal(msg_type_name(MSG_QKD), "qkd");
+	/* the most keys fit the payload bound */
+	in.qkd.nkeys = MSG_QKD_MAX_KEYS;
+	for (size_t i = 0; i < MSG_QKD_MAX_KEYS; i++)
+		strcpy(in.qkd.key_id[i], uuid);
+	roundtrip(&in, MSG_HDR_LEN + 16 + MSG_QKD_MAX_KEYS * 36);
+	/* encoder refusals: no key, too many, a short key_ID, key length 0, bad op */
+	in.qkd.nkeys = MSG_QKD_MAX_KEYS + 1;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.qkd.nkeys = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.qkd.nkeys = 1;
+	strcpy(in.qkd.key_id[0], "short");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	strcpy(in.qkd.key_id[0], uuid);
+	in.qkd.key_len = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.qkd.key_len = 1;
+	in.qkd.op = 3;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	/* the answer: no key_IDs, a status */
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_QKD;
+	in.qkd.op = QKD_ACK;
+	in.qkd.status = QKD_NOT_GOT;
+	in.qkd.block = 7;
+	roundtrip(&in, MSG_HDR_LEN + 16);
+	assert_int_equal(out.qkd.status, QKD_NOT_GOT);
+	in.qkd.status = 2;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	/* decoder refusals, from a good IDS payload */
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_QKD;
+	in.qkd.op = QKD_IDS;
+	in.qkd.nkeys = 1;
+	in.qkd.key_len = 32;
+	strcpy(in.qkd.key_id[0], uuid);
+	n = codec_encode(&in, buf, sizeof(buf));
+	assert_int_equal(n, MSG_HDR_LEN + 16 + 36);
+	{
+		uint8_t *p = buf + MSG_HDR_LEN;
+		size_t pl = (size_t)n - MSG_HDR_LEN;
+
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_OK);
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl - 1, &out), CODEC_ELENGTH);
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, 15, &out), CODEC_ELENGTH);
+		p[1] = 1;	/* IDS with a status */
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_EFIELD);
+		p[1] = 0;
+		p[16 + 8] = ' ';	/* a space in a key_ID */
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_EFIELD);
+		p[16 + 8] = '-';
+		memset(p + 12, 0, 4);	/* key length 0 */
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_EFIELD);
+		p[15] = 32;
+		p[0] = QKD_ACK;		/* an ACK with key_IDs */
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_EFIELD);
+		p[0] = 9;
+		assert_int_equal(codec_decode_payload(MSG_QKD, p, pl, &out), CODEC_EFIELD);
+	}
+}
+
 static void test_payload_rejects(void **state)
 {
 	uint8_t p[64] = { 0 };
@@ -326,6 +410,7 @@ int main(void)
 		cmocka_unit_test(test_dist_roundtrip),
 		cmocka_unit_test(test_header_rejects),
 		cmocka_unit_test(test_ppetp_frame),
+		cmocka_unit_test(test_qkd_frame),
 		cmocka_unit_test(test_payload_rejects),
 		cmocka_unit_test(test_encode_rejects),
 		cmocka_unit_test(test_stream_of_frames),

@@ -88,7 +88,7 @@ static void test_errors(void **state)
 		{ BASE "neighbour kms-b qkd-sim unix:/s end a\nneighbour kms-b qkd-sim unix:/s end b\n",
 		  "t.conf:8: duplicate neighbour: `kms-b'" },
 		{ BASE "neighbour kms-b address 1.2.3.4:5\n",
-		  "t.conf:7: neighbour has no QKD link source (qkd-sim): `kms-b'" },
+		  "t.conf:7: neighbour has no QKD link source (qkd-sim or qkd-etsi014): `kms-b'" },
 		{ BASE "neighbour kms-b qkd-sim unix:/s\n",
 		  "t.conf:7: neighbour needs `end a' or `end b' for qkd-sim: `kms-b'" },
 		{ BASE "neighbour kms-b qkd-sim unix:/s end c\n", "t.conf:7: end must be a or b: `c'" },
@@ -128,6 +128,84 @@ static void test_errors(void **state)
 		assert_int_equal(parse(cases[i].text), -1);
 		assert_string_equal(err, cases[i].msg);
 	}
+}
+
+#define KME "etsi014-kme site-a url https://kme-a.example:8443 cert /p/sae.crt key /p/sae.key" \
+	" ca /p/kme-ca.crt\n"
+
+/* link key from an ETSI GS QKD 014 KME: the KME profile, the neighbour's SAE pair */
+static void test_etsi014(void **state)
+{
+	static const struct { const char *text, *msg; } cases[] = {
+		{ BASE "etsi014-kme site-a url http://k:1 cert /c key /k ca /a\n",
+		  "t.conf:7: etsi014-kme url must start with https://: `http://k:1'" },
+		{ BASE "etsi014-kme site-a url https://k:1/api cert /c key /k ca /a\n",
+		  "t.conf:7: etsi014-kme url must be https://HOST[:PORT] with no path: "
+		  "`https://k:1/api'" },
+		{ BASE "etsi014-kme site-a url https://k:99999 cert /c key /k ca /a\n",
+		  "t.conf:7: etsi014-kme url has no valid HOST[:PORT]: `https://k:99999'" },
+		{ BASE "etsi014-kme site-a url https://k cert c key /k ca /a\n",
+		  "t.conf:7: etsi014-kme cert must be an absolute path: `c'" },
+		{ BASE "etsi014-kme site-a url https://k cert /c key /k\n",
+		  "t.conf:7: etsi014-kme needs url, cert, key and ca: `site-a'" },
+		{ BASE "etsi014-kme site-a url https://k cert /c key /k ca /a pin 1\n",
+		  "t.conf:7: unknown etsi014-kme option: `pin'" },
+		{ BASE KME KME, "t.conf:8: duplicate etsi014-kme: `site-a'" },
+		{ BASE "etsi014-kme\n", "t.conf:7: etsi014-kme needs a name: `etsi014-kme'" },
+		{ BASE "neighbour kms-b qkd-etsi014 site-b sae A peer-sae B\n" KME,
+		  "t.conf:7: qkd-etsi014 names no etsi014-kme of this file: `site-b'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A\n",
+		  "t.conf:8: qkd-etsi014 needs `sae ID' and `peer-sae ID': `kms-b'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae A\n",
+		  "t.conf:8: sae and peer-sae are the same SAE: `A'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A/1 peer-sae B\n",
+		  "t.conf:8: invalid SAE_ID for sae (1-127 printable characters, none of /?#%): "
+		  "`A/1'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae B end a\n",
+		  "t.conf:8: neighbour has both qkd-sim and qkd-etsi014: `kms-b'" },
+		{ BASE KME "neighbour kms-b qkd-sim unix:/s end a qkd-etsi014 site-a sae A "
+		  "peer-sae B\n", "t.conf:8: neighbour has both qkd-sim and qkd-etsi014: `kms-b'" },
+		{ BASE KME "neighbour kms-b qkd-sim unix:/s end a sae A\n",
+		  "t.conf:8: sae and peer-sae need qkd-etsi014: `kms-b'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae B etsi-block 8\n",
+		  "t.conf:8: etsi-block out of range [16, 65536]: `8'" },
+		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae B\n"
+		  "neighbour kms-c qkd-etsi014 site-a sae A peer-sae B\n",
+		  "t.conf:9: two neighbours draw key for the same SAE pair at KME site-a: `B'" },
+	};
+
+	assert_int_equal(parse(BASE "neighbour kms-b address 127.0.0.1:7001 qkd-etsi014 site-a "
+			       "sae SAE_A peer-sae SAE_B etsi-block 4096\n" KME
+			       "etsi014-kme v6 url https://[::1]/ cert /c key /k ca /a\n"
+			       "neighbour kms-c qkd-etsi014 v6 sae A peer-sae C\n"), 0);
+	assert_int_equal(cf.n_kme, 2);
+	assert_string_equal(cf.kme[0].name, "site-a");
+	assert_string_equal(cf.kme[0].host, "kme-a.example");
+	assert_int_equal(cf.kme[0].port, 8443);
+	assert_string_equal(cf.kme[0].cert, "/p/sae.crt");
+	assert_string_equal(cf.kme[0].key, "/p/sae.key");
+	assert_string_equal(cf.kme[0].ca, "/p/kme-ca.crt");
+	assert_string_equal(cf.kme[1].host, "::1");
+	assert_int_equal(cf.kme[1].port, 443);
+	assert_int_equal(cf.nb[0].qkd_backend, QKD_BACKEND_ETSI014);
+	assert_int_equal(cf.nb[0].kme, 0);
+	assert_string_equal(cf.nb[0].sae_id, "SAE_A");
+	assert_string_equal(cf.nb[0].peer_sae_id, "SAE_B");
+	assert_int_equal(cf.nb[0].etsi_block, 4096);
+	assert_int_equal(cf.nb[1].kme, 1);
+	assert_int_equal(cf.nb[1].etsi_block, 32768);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(cases[i].text), -1);
+		assert_string_equal(err, cases[i].msg);
+	}
+	assert_true(config_valid_sae_id("SAE_001"));
+	assert_true(config_valid_sae_id("~!$&'()*+,;=:@"));
+	assert_false(config_valid_sae_id(""));
+	assert_false(config_valid_sae_id("a b"));
+	assert_false(config_valid_sae_id("a?b"));
+	assert_false(config_valid_sae_id("a#b"));
+	assert_false(config_valid_sae_id("a%b"));
+	assert_false(config_valid_sae_id("\x7f"));
 }
 
 static void test_remote(void **state)
@@ -189,6 +267,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_remote),
+		cmocka_unit_test(test_etsi014),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_split_addr),
 	};

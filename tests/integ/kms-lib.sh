@@ -74,7 +74,8 @@ wait_for() {
 "$QOTP_TOP/scripts/mkpki.sh" "$T/pki" kms-a kms-b kms-c kms-d kms-x >/dev/null
 
 # write_conf NODE PEER LISTEN_PORT PEER_PORT END [extra directives...]
-# NB_EXTRA="qotp-peer N" appends options to the neighbour line.
+# NB_EXTRA="qotp-peer N" appends options to the neighbour line; NB_SOURCE replaces its
+# "qkd-sim SPEC end a|b" (an ETSI 014 source: "qkd-etsi014 KME sae ID peer-sae ID").
 write_conf() {
 	local node=$1 peer=$2 lp=$3 pp=$4 end=$5 cert=${CERT_OVERRIDE:-$1}; shift 5
 	{
@@ -93,7 +94,7 @@ write_conf() {
 		for d in "$@"; do echo "$d"; done
 		# KMS_CONF_EXTRA: more lines for every node (benches comparing settings)
 		if [ -n "${KMS_CONF_EXTRA:-}" ]; then printf '%s\n' "$KMS_CONF_EXTRA"; fi
-		echo "neighbour $peer address 127.0.0.1:$pp qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end${NB_EXTRA:+ $NB_EXTRA}"
+		echo "neighbour $peer address 127.0.0.1:$pp ${NB_SOURCE:-qkd-sim ${QKD_SPEC:-unix:$T/qkd.sock} end $end}${NB_EXTRA:+ $NB_EXTRA}"
 	} >"$T/$node.conf"
 }
 
