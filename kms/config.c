@@ -223,7 +223,8 @@ static int parse_neighbour(struct parse_ctx *p, struct kms_config *cf, char **w,
 		} else if (!strcmp(w[i], "etsi-block")) {
 			uint64_t v;
 
-			if (set_uint(p, &v, "etsi-block", w[i + 1], 16, 65536))
+			/* key caching spends 64 bytes of every block */
+			if (set_uint(p, &v, "etsi-block", w[i + 1], 128, 65536))
 				return -1;
 			nb->etsi_block = (uint32_t)v;
 		} else if (!strcmp(w[i], "end")) {
@@ -542,6 +543,9 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 					    "KME %s: `%s'", nb->qkd_kme, nb->peer_sae_id);
 		p.line = 0;
 	}
+	/* only parse errors need it; a reload compares neighbours byte for byte */
+	for (size_t i = 0; i < cf->n_nb; i++)
+		cf->nb[i].line = 0;
 	for (size_t i = 0; i < cf->n_rm; i++) {
 		const struct kms_remote *r = &cf->rm[i];
 

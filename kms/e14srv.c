@@ -25,6 +25,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -140,7 +141,8 @@ static void info_cb(const SSL *ssl, int where, int ret)
 	struct e14srv *s = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
 
 	if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && (ret >> 8) == SSL3_AL_FATAL)
-		log_info("%s: TLS handshake refused: sent alert %s%s%s", s ? s->kme_id : "-",
+		log_info("%s: TLS %s: sent alert %s%s%s", s ? s->kme_id : "-",
+			 SSL_is_init_finished(ssl) ? "session closed" : "handshake refused",
 			 /* TLS 1.3's certificate_required is newer than OpenSSL's names */
 			 (ret & 0xff) == 116 ? "certificate required" :
 			 SSL_alert_desc_string_long(ret),
@@ -923,6 +925,17 @@ static int bind_listen(struct e14srv *s, const char *spec, char *err, size_t err
 	if (!lis) {
 		snprintf(err, errlen, "listen on %s: %s", spec, strerror(errno));
 		return -1;
+	}
+	/*
+	 * Accepted sockets inherit TCP_NODELAY (Linux): evhttp writes an answer's headers
+	 * and body as two TLS records, and without it the second waits ~40 ms for the
+	 * client's delayed ACK (e14bench: 182 pairs/s, 44 ms a round; 5,000+ with it).
+	 */
+	{
+		int one = 1;
+
+		setsockopt(evconnlistener_get_fd(lis), IPPROTO_TCP, TCP_NODELAY, &one,
+			   sizeof(one));
 	}
 	if (!evhttp_bind_listener(s->http, lis)) {
 		evconnlistener_free(lis);

@@ -103,7 +103,7 @@ static int qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 	struct link *l = arg;
 	int64_t now = now_ms();
 	size_t i;
-	int rc = 0;
+	int rc = 0, dup = 0;
 
 	if (store_begin(l->d->st) < 0) {
 		log_warnx("link %s: store: %s; %zu QKD blocks lost", l->nb.id,
@@ -115,6 +115,7 @@ static int qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 		if (rc == 0)
 			l->qkd_bytes += b[i].len;
 		if (rc == 1) {
+			dup = 1;
 			l->qkd_dup++;
 			log_warnx("link %s: QKD block %llu seen before, ignored", l->nb.id,
 				  (unsigned long long)b[i].id);
@@ -128,7 +129,7 @@ static int qkd_blocks_cb(void *arg, const struct qkd_block *b, size_t n)
 		return -1;
 	}
 	l->qkd_blocks += n;
-	return 0;
+	return dup;
 }
 
 static void qkd_status_cb(void *arg, int up)
@@ -269,9 +270,11 @@ static void reload(struct kmsd *d)
 	if (strcmp(nc->node_id, d->cf.node_id) || strcmp(nc->listen, d->cf.listen) ||
 	    strcmp(nc->store, d->cf.store) || strcmp(nc->control, d->cf.control) ||
 	    nc->n_nb != d->cf.n_nb || memcmp(nc->nb, d->cf.nb, sizeof(nc->nb[0]) * nc->n_nb) ||
-	    nc->n_rm != d->cf.n_rm || memcmp(nc->rm, d->cf.rm, sizeof(nc->rm[0]) * nc->n_rm))
-		log_warnx("reload: node, listen, store, control, neighbour and remote changes "
-			  "need a restart; applying tunables and TLS files only");
+	    nc->n_rm != d->cf.n_rm || memcmp(nc->rm, d->cf.rm, sizeof(nc->rm[0]) * nc->n_rm) ||
+	    nc->n_kme != d->cf.n_kme || memcmp(nc->kme, d->cf.kme, sizeof(nc->kme[0]) * nc->n_kme))
+		log_warnx("reload: node, listen, store, control, neighbour, remote and "
+			  "etsi014-kme changes need a restart; applying tunables and the peer "
+			  "TLS files only");
 	/* Distribution's sizes are fixed into its pairs at start: say so, not apply half. */
 	if (nc->dist_block != d->cf.dist_block || nc->dist_low != d->cf.dist_low ||
 	    nc->dist_target != d->cf.dist_target || nc->ppetp_block != d->cf.ppetp_block)
@@ -455,6 +458,9 @@ int main(int argc, char **argv)
 		fatalx("%s", err);
 	if (peer_tls_init(&d, err, sizeof(err)))
 		fatalx("%s", err);
+	for (size_t i = 0; i < d.cf.n_kme; i++)
+		if (qkd_etsi014_check(&d.cf.kme[i], err, sizeof(err)))
+			fatalx("etsi014-kme %s: %s", d.cf.kme[i].name, err);
 	if (check) {
 		printf("%s: configuration OK (node %s, %zu neighbours, %zu remotes)\n",
 		       d.conf_path, d.cf.node_id, d.cf.n_nb, d.cf.n_rm);

@@ -27,7 +27,8 @@ struct evbuffer;
 struct qkd_callbacks {
 	/*
 	 * A batch of blocks in arrival order; bytes are only valid during the call. 0 when
-	 * they are stored (committed), -1 when they were lost (store error).
+	 * they are stored (committed), 1 when some id was seen before (that block ignored),
+	 * -1 when they were lost (store error).
 	 */
 	int (*blocks)(void *arg, const struct qkd_block *b, size_t n);
 	/* The link (device pair, or simulator with both ends) went up or down. */
@@ -65,5 +66,7 @@ struct qkd_source {
 const struct qkd_source_ops *qkd_backend_ops(enum qkd_backend backend);
 /* qkd_etsi.c: link key from a pair of ETSI GS QKD 014 KMEs (Documentation/etsi014.md) */
 extern const struct qkd_source_ops qkd_etsi014_ops;
+/* Loads a KME profile's certificate, key and CA as the source will: 0, or -1 with err. */
+int qkd_etsi014_check(const struct kms_kme *k, char *err, size_t errlen);
 
 #endif

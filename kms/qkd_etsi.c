@@ -23,15 +23,20 @@
 #include <strings.h>
 #include <sys/time.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/http.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "caching.h"
 #include "codec.h"
 #include "etsi014.h"
 #include "log.h"
@@ -78,6 +83,7 @@ struct e14_src {
 	int master, peer_up, paused, up, closing;
 	uint64_t epoch;			/* bumped when the peer session goes down */
 	SSL_CTX *ctx;
+	struct evdns_base *dns;		/* resolves a KME's DNS name without blocking */
 	struct evhttp_connection *conn;
 	int conn_dead;
 	enum evhttp_request_error http_err;	/* of the request in flight */
@@ -85,6 +91,8 @@ struct e14_src {
 	uint64_t call_epoch;
 	struct event *step_ev, *tick_ev;
 	unsigned poll_ms, backoff_ms;
+	int64_t not_before_ms;		/* no call before this (backoff), monotonic */
+	unsigned refused_run;		/* master: blocks refused in a row by the slave */
 	uint64_t next_id;
 	uint32_t ask_number, ask_bits;	/* the enc_keys in flight */
 	uint64_t avail_bits;		/* key the last status reported, less what we took */
@@ -151,16 +159,27 @@ static void failed(struct e14_src *c, int http, const char *fmt, ...)
 	c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : E14_BACKOFF_MIN_MS;
 	if (c->backoff_ms > c->backoff_max_ms)
 		c->backoff_ms = c->backoff_max_ms;
+	c->not_before_ms = mono_now_ms() + c->backoff_ms;
+	if (!event_pending(c->step_ev, EV_TIMEOUT, NULL))
+		schedule(c, 0);
 }
 
-static void succeeded(struct e14_src *c)
+/*
+ * A call answered. The backoff and the last error are reset only when a whole cycle
+ * worked (enc_keys on the master, dec_keys on the slave): a KME that answers status but
+ * refuses every enc_keys must not be called every 250 ms forever.
+ */
+static void succeeded(struct e14_src *c, int cycle)
 {
-	c->backoff_ms = 0;
 	c->last_http = 200;
+	set_up(c, 1);
+	if (!cycle)
+		return;
+	c->backoff_ms = 0;
+	c->not_before_ms = 0;
 	if (c->last_error[0])
 		log_info("link %s: ETSI 014 KME %s answers again", c->nb.id, c->kme.url);
 	c->last_error[0] = '\0';
-	set_up(c, 1);
 }
 
 /* ---- HTTPS client ---------------------------------------------------------------- */
@@ -200,7 +219,7 @@ static struct evhttp_connection *get_conn(struct e14_src *c)
 		return NULL;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	c->conn = evhttp_connection_base_bufferevent_new(c->base, NULL, bev, c->kme.host,
+	c->conn = evhttp_connection_base_bufferevent_new(c->base, c->dns, bev, c->kme.host,
 							 (unsigned short)c->kme.port);
 	if (!c->conn) {
 		bufferevent_free(bev);
@@ -263,7 +282,7 @@ static void request_done(struct evhttp_request *req, void *arg);
 
 /* Starts one call; body (NULL for GET) is wiped by the caller. 0, or -1 (logged). */
 static int start_call(struct e14_src *c, enum e14_call call, const char *path,
-		      const char *body, size_t blen)
+		      const char *body, size_t blen, size_t max_answer)
 {
 	struct evhttp_connection *conn = get_conn(c);
 	struct evhttp_request *req;
@@ -298,11 +317,26 @@ static int start_call(struct e14_src *c, enum e14_call call, const char *path,
 	c->call = call;
 	c->call_epoch = c->epoch;
 	c->requests++;
+	/* an authenticated KME all the same: no answer larger than this call can need */
+	evhttp_connection_set_max_body_size(conn, (ev_ssize_t)max_answer);
 	if (evhttp_make_request(conn, req, body ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path)) {
 		c->call = CALL_NONE;
 		c->conn_dead = 1;
 		failed(c, 0, "cannot send the request %s", path);
 		return -1;
+	}
+	/*
+	 * evhttp writes headers and body as two TLS records: without TCP_NODELAY the second
+	 * waits for the KME's delayed ACK, about 40 ms a call. The socket exists once the
+	 * connect started (at once for an IP address; after the lookup for a DNS name, and
+	 * then from the connection's next request on).
+	 */
+	{
+		evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(conn));
+		int one = 1;
+
+		if (fd >= 0)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	}
 	log_debug("link %s: ETSI 014 %s %s", c->nb.id, body ? "POST" : "GET", path);
 	return 0;
@@ -323,7 +357,7 @@ static void master_status(struct e14_src *c)
 	char path[64 + E14_ID_MAX];
 
 	snprintf(path, sizeof(path), "/api/v1/keys/%s/status", c->nb.peer_sae_id);
-	start_call(c, CALL_STATUS, path, NULL, 0);
+	start_call(c, CALL_STATUS, path, NULL, 0, 64 * 1024);
 }
 
 /* How many keys of which size make one link block of about etsi_block bytes. */
@@ -350,6 +384,8 @@ static int block_shape(struct e14_src *c, uint32_t *number, uint32_t *bits)
 		n = MSG_QKD_MAX_KEYS;
 	if (n == 0)
 		return -1;
+	if (n * size / 8 <= CACHE_STRIP)
+		return -2;	/* caching spends that much of a block: nothing would be left */
 	*number = (uint32_t)n;
 	*bits = (uint32_t)size;
 	avail = (uint64_t)s->stored_key_count * s->key_size;
@@ -373,7 +409,8 @@ static void master_enc(struct e14_src *c)
 		return;
 	}
 	snprintf(path, sizeof(path), "/api/v1/keys/%s/enc_keys", c->nb.peer_sae_id);
-	start_call(c, CALL_ENC, path, body, blen);
+	start_call(c, CALL_ENC, path, body, blen,
+		   (size_t)c->ask_number * (c->ask_bits / 6 + 128) + 64 * 1024);
 	e14_text_free(body);
 }
 
@@ -386,8 +423,14 @@ static void status_answer(struct e14_src *c, const char *body, size_t len)
 		failed(c, 200, "status answer: %s", err);
 		return;
 	}
-	succeeded(c);
+	succeeded(c, 0);
 	r = block_shape(c, &c->ask_number, &c->ask_bits);
+	if (r == -2) {
+		failed(c, 200, "the KME's limits (max_key_size %u bits, max_key_per_request %u) "
+		       "make link blocks of %u bytes or less, all spent by key caching",
+		       c->st.max_key_size, c->st.max_key_per_request, CACHE_STRIP);
+		return;
+	}
 	if (r < 0) {
 		failed(c, 200, "status: no usable key size (min %u, max %u bits)",
 		       c->st.min_key_size, c->st.max_key_size);
@@ -410,7 +453,9 @@ static void status_answer(struct e14_src *c, const char *body, size_t len)
 		return;
 	}
 	c->poll_ms = 0;
-	master_enc(c);
+	/* the session may have gone, intake paused or the pending blocks filled meanwhile */
+	if (c->peer_up && !c->paused && c->n_pend < E14_PENDING_MAX)
+		master_enc(c);
 }
 
 static void enc_answer(struct e14_src *c, const char *body, size_t len)
@@ -437,7 +482,7 @@ static void enc_answer(struct e14_src *c, const char *body, size_t len)
 		e14_key_container_free(&kc);
 		return;
 	}
-	succeeded(c);
+	succeeded(c, 1);
 	c->keys += kc.n;
 	c->avail_bits -= c->avail_bits < (uint64_t)kc.n * c->ask_bits ? c->avail_bits :
 			 (uint64_t)kc.n * c->ask_bits;
@@ -537,7 +582,8 @@ static void slave_dec(struct e14_src *c)
 	}
 	f->tries++;
 	snprintf(path, sizeof(path), "/api/v1/keys/%s/dec_keys", c->nb.peer_sae_id);
-	start_call(c, CALL_DEC, path, body, blen);
+	start_call(c, CALL_DEC, path, body, blen,
+		   (size_t)f->nkeys * (f->key_len * 8 / 6 + 128) + 64 * 1024);
 	e14_text_free(body);
 }
 
@@ -556,7 +602,7 @@ static void dec_answer(struct e14_src *c, const char *body, size_t len)
 		fetch_done(c, QKD_NOT_GOT);
 		return;
 	}
-	succeeded(c);
+	succeeded(c, 1);
 	key = kc.n == f->nkeys ? malloc(blen) : NULL;
 	/* the block is the keys in the order the master named them, each of its length */
 	for (i = 0; key && i < f->nkeys; i++) {
@@ -630,9 +676,9 @@ static void request_done(struct evhttp_request *req, void *arg)
 	} else if (call == CALL_STATUS) {
 		status_answer(c, body, len);
 	} else if (call == CALL_ENC) {
-		if (stale || !c->peer_up) {
-			/* the session the key_IDs would go over is gone: never used */
-			succeeded(c);
+		if (!c->peer_up) {
+			/* no session to name the key_IDs over (a new one since: name them there) */
+			succeeded(c, 1);
 			c->blocks_lost++;
 		} else {
 			enc_answer(c, body, len);
@@ -652,8 +698,21 @@ static void request_done(struct evhttp_request *req, void *arg)
 
 static void e14_step(struct e14_src *c)
 {
+	int64_t now = mono_now_ms();
+
 	if (c->call != CALL_NONE || c->closing)
 		return;
+	if (!c->master && c->paused) {
+		/* intake paused: refuse what is named rather than fetch it */
+		while (c->fq_n)
+			fetch_done(c, QKD_NOT_GOT);
+		return;
+	}
+	if (now < c->not_before_ms) {
+		if (!event_pending(c->step_ev, EV_TIMEOUT, NULL))
+			schedule(c, (unsigned)(c->not_before_ms - now));
+		return;
+	}
 	if (c->master) {
 		if (!c->peer_up || c->paused || c->n_pend >= E14_PENDING_MAX)
 			return;
@@ -663,11 +722,6 @@ static void e14_step(struct e14_src *c)
 		else
 			master_status(c);
 	} else if (c->fq_n) {
-		if (c->paused) {
-			while (c->fq_n)
-				fetch_done(c, QKD_NOT_GOT);
-			return;
-		}
 		slave_dec(c);
 	}
 }
@@ -722,10 +776,23 @@ static int e14_recv(struct qkd_source *src, const struct msg *m)
 				c->blocks_stored++;
 			else
 				c->blocks_lost++;
+			c->refused_run = 0;
 		} else {
-			log_info("link %s: the neighbour could not obtain ETSI 014 block %llu: "
-				 "discarded", c->nb.id, (unsigned long long)m->qkd.block);
+			unsigned ms = E14_BACKOFF_MIN_MS << (c->refused_run < 8 ? c->refused_run : 8);
+
+			/* the slave refuses (paused, its KME failing): draw no key meanwhile */
+			if (ms > c->backoff_max_ms)
+				ms = c->backoff_max_ms;
+			if (!c->refused_run++)
+				log_info("link %s: the neighbour could not obtain ETSI 014 block %llu: "
+					 "discarded", c->nb.id, (unsigned long long)m->qkd.block);
+			else
+				log_debug("link %s: ETSI 014 block %llu refused too (%u in a row)",
+					  c->nb.id, (unsigned long long)m->qkd.block,
+					  c->refused_run);
 			c->blocks_refused++;
+			if (c->not_before_ms < mono_now_ms() + ms)
+				c->not_before_ms = mono_now_ms() + ms;
 		}
 		pend_drop(c, i);
 		e14_step(c);
@@ -750,7 +817,12 @@ static int e14_recv(struct qkd_source *src, const struct msg *m)
 			return 0;
 		}
 		for (size_t i = 0; i < m->qkd.nkeys; i++) {
-			if (!e14_uuid_valid(m->qkd.key_id[i])) {
+			int dup = 0;
+
+			for (size_t j = 0; j < i && !dup; j++)
+				dup = !strcasecmp(f->ids[j], m->qkd.key_id[i]);
+			/* a key named twice would be one key used twice in the block */
+			if (dup || !e14_uuid_valid(m->qkd.key_id[i])) {
 				free(f->ids);
 				f->ids = NULL;
 				return -1;
@@ -812,6 +884,8 @@ static SSL_CTX *client_ctx(const struct kms_kme *k, char *err, size_t errlen)
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	/* the read buffer holds decrypted key text: give it back when idle */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, k->cert) != 1)
 		snprintf(err, errlen, "cannot load cert `%s'", k->cert);
 	else if (SSL_CTX_use_PrivateKey_file(ctx, k->key, SSL_FILETYPE_PEM) != 1)
@@ -825,6 +899,14 @@ static SSL_CTX *client_ctx(const struct kms_kme *k, char *err, size_t errlen)
 	ERR_clear_error();
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int qkd_etsi014_check(const struct kms_kme *k, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = client_ctx(k, err, errlen);
+
+	SSL_CTX_free(ctx);
+	return ctx ? 0 : -1;
 }
 
 static struct qkd_source *e14_open(struct event_base *base, const struct kms_config *cf,
@@ -852,11 +934,15 @@ static struct qkd_source *e14_open(struct event_base *base, const struct kms_con
 		free(c);
 		return NULL;
 	}
+	/* NULL (a blocking lookup) only when there is no resolver configuration at all */
+	c->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	c->step_ev = evtimer_new(base, step_cb, c);
 	c->tick_ev = event_new(base, -1, EV_PERSIST, tick_cb, c);
 	if (!c->step_ev || !c->tick_ev) {
 		if (c->step_ev)
 			event_free(c->step_ev);
+		if (c->dns)
+			evdns_base_free(c->dns, 0);
 		SSL_CTX_free(c->ctx);
 		free(c);
 		return NULL;
@@ -883,6 +969,8 @@ static void e14_close(struct qkd_source *src)
 		fetch_pop(c);
 	event_free(c->step_ev);
 	event_free(c->tick_ev);
+	if (c->dns)
+		evdns_base_free(c->dns, 0);
 	SSL_CTX_free(c->ctx);
 	free(c);
 }

@@ -168,7 +168,7 @@ static void test_etsi014(void **state)
 		{ BASE KME "neighbour kms-b qkd-sim unix:/s end a sae A\n",
 		  "t.conf:8: sae and peer-sae need qkd-etsi014: `kms-b'" },
 		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae B etsi-block 8\n",
-		  "t.conf:8: etsi-block out of range [16, 65536]: `8'" },
+		  "t.conf:8: etsi-block out of range [128, 65536]: `8'" },
 		{ BASE KME "neighbour kms-b qkd-etsi014 site-a sae A peer-sae B\n"
 		  "neighbour kms-c qkd-etsi014 site-a sae A peer-sae B\n",
 		  "t.conf:9: two neighbours draw key for the same SAE pair at KME site-a: `B'" },
