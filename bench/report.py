@@ -313,6 +313,21 @@ if mem:
 m = re.search(r"verified key throughput ([\d.]+) MB/s \((\d+) blocks/s\)", read("kms-cache.txt") or "")
 summary("key plane: verified key on one link (qkdsimd at memory speed, TLS, fsync)",
         float(m.group(1)) if m else None, "%.1f MB/s", 40, ">= 40 MB/s")
+# ETSI GS QKD 014 key delivery (bench/e14.sh writes e14.csv itself)
+e14 = {(r["size_bits"], r["number"]): r for r in csv.DictReader((read("e14.csv") or "").splitlines())}
+r1, r64, r32k = e14.get(("256", "1")), e14.get(("256", "64")), e14.get(("262144", "1"))
+summary("key plane: ETSI 014 pairs/s (256-bit keys)", float(r1["pairs_per_s"]) if r1 else None,
+        "%.0f pairs/s", 2000, ">= 2000")
+summary("key plane: ETSI 014 key MB/s (32 KiB keys)", float(r32k["key_MBps"]) if r32k else None,
+        "%.1f MB/s", 20, ">= 20 MB/s")
+if r64:
+    info("key plane: ETSI 014 pairs/s (256-bit keys, 64 a request)",
+         "%.0f pairs/s" % float(r64["pairs_per_s"]))
+for name, r in (("256-bit keys", r1), ("32 KiB keys", r32k)):
+    if r:
+        info("key plane: ETSI 014 enc+dec p50, p99 ms; CPU e14bench, kmesimd (%s)" % name,
+             "%.1f, %.1f; %s, %s" % (float(r["p50_ms"]), float(r["p99_ms"]), r["client_cpu"],
+                                     r["server_cpu"] or "-"))
 lw = read("lowwater.txt")
 m = re.search(r"lowwater: n=(\d+) median_ms=([\d.]+) p90_ms=([\d.]+) poll_ms=([\d.]+)", lw or "")
 if m:

@@ -14,7 +14,8 @@
 #           throughput on port 1935 through two encryptors, no encryption / qotp /
 #           WireGuard / IPsec ESP AES-GCM, 1 stream and one per host CPU; round-trip latency;
 #           1-1000 concurrent flows; key efficiency
-#   keys    verified key throughput of one link (bench/kms-cache.sh); key transfer through
+#   keys    verified key throughput of one link (bench/kms-cache.sh); ETSI GS QKD 014 key
+#           delivery by kmesimd over mutual TLS (bench/e14.sh); key transfer through
 #           1, 2, 3 trusted relays (bench/kms-relay.sh); kernel low-watermark event to
 #           key in the ring with two kmsd in UML (bench/lowwater.sh)
 #
@@ -123,6 +124,10 @@ fi
 step "key plane: verified key throughput of one QKD link (qkdsimd at memory speed, two kmsd, TLS, fsync)"
 "$top/bench/kms-cache.sh" "${KMS_BENCH_SECONDS:-8}" >"$out/kms-cache.txt" 2>&1 || failed+=(kms-cache)
 grep "^kms-cache:" "$out/kms-cache.txt"
+
+step "key plane: ETSI GS QKD 014 key delivery over mutual TLS (kmesimd, bench/e14.sh; about 20 s)"
+"$top/bench/e14.sh" "$out" >"$out/e14.txt" 2>&1 || failed+=(e14)
+grep "^e14bench:" "$out/e14.txt"
 
 step "key plane: kernel low-watermark event -> key in the ring (two kmsd in UML; about 2 minutes)"
 if "$top/bench/lowwater-run.sh" "$out/lowwater.out"; then
