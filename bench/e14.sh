@@ -19,12 +19,14 @@ bin=$top/build/bench/e14bench
 mkdir -p "$out" "$top/build/bench"
 
 # kmesimd, and e14bench on the codec objects kmesimd links (kms/kmesim.mk)
-make -s -C "$top/kms" ../build/kms/kmesimd ../build/kms/etsi014.o ../build/kms/wipe.o >/dev/null
+make -s -C "$top/kms" ../build/kms/kmesimd ../build/kms/etsi014.o ../build/kms/wipe.o \
+	../build/kms/e14cli.o >/dev/null
 pk="libevent libevent_openssl openssl jansson sqlite3"
 # shellcheck disable=SC2046,SC2086
 cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes \
 	-Wmissing-prototypes -D_GNU_SOURCE -I "$top/kms" $(pkg-config --cflags $pk) \
 	-o "$bin" "$top/bench/e14bench.c" "$top/build/kms/etsi014.o" "$top/build/kms/wipe.o" \
+	"$top/build/kms/e14cli.o" \
 	$(pkg-config --libs $pk)
 
 T=$(mktemp -d /tmp/e14bench.XXXXXX)

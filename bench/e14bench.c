@@ -51,6 +51,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "e14cli.h"
 #include "etsi014.h"
 #include "wipe.h"
 
@@ -283,47 +284,6 @@ static void close_conn(struct loop *l, int side)
 	l->bev[side] = NULL;
 }
 
-/* Why a request got no HTTP answer: TLS, connection or timeout. */
-static void io_reason(struct loop *l, char *buf, size_t len)
-{
-	struct bufferevent *bev = l->bev[l->side];
-	unsigned long e, tls = 0;
-	const char *what;
-
-	while (bev && (e = bufferevent_get_openssl_error(bev)))
-		if (ERR_GET_LIB(e))
-			tls = e;
-	/* what OpenSSL queued outside libevent's view (an alert from the KME) */
-	while ((e = ERR_get_error()))
-		if (ERR_GET_LIB(e))
-			tls = e;
-	switch (l->err) {
-	case EVREQ_HTTP_TIMEOUT:
-		what = "no answer in time";
-		break;
-	case EVREQ_HTTP_EOF:
-		what = "connection closed before an answer";
-		break;
-	case EVREQ_HTTP_INVALID_HEADER:
-		what = "not an HTTP answer";
-		break;
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		what = "answer too large";
-		break;
-	default:
-		what = "connection refused, reset or closed";
-		break;
-	}
-	if (tls) {
-		char s[120];
-
-		ERR_error_string_n(tls, s, sizeof(s));
-		snprintf(buf, len, "%s (TLS: %s)", what, s);
-	} else {
-		snprintf(buf, len, "%s", what);
-	}
-}
-
 static void request_error(enum evhttp_request_error e, void *arg)
 {
 	struct loop *l = arg;
@@ -486,7 +446,7 @@ static void request_done(struct evhttp_request *req, void *arg)
 	if (code == 0) {
 		char why[200];
 
-		io_reason(l, why, sizeof(why));
+		e14cli_reason(l->bev[l->side], l->err, why, sizeof(why));
 		fatal("loop %d: %s at %s (%s): %s", l->idx, call, g.kme[side].name,
 		      g.kme[side].url, why);
 	} else if (code != 200) {

@@ -38,6 +38,7 @@
 
 #include "caching.h"
 #include "codec.h"
+#include "e14cli.h"
 #include "etsi014.h"
 #include "log.h"
 #include "qkd.h"
@@ -231,44 +232,6 @@ static struct evhttp_connection *get_conn(struct e14_src *c)
 	evhttp_connection_set_max_body_size(c->conn, E14_MAX_BODY);
 	evhttp_connection_set_closecb(c->conn, conn_close_cb, c);
 	return c->conn;
-}
-
-/* Why a request got no HTTP answer: TLS, connection or timeout, as precisely as we know. */
-static void io_reason(struct e14_src *c, char *buf, size_t len)
-{
-	struct bufferevent *bev = c->conn ? evhttp_connection_get_bufferevent(c->conn) : NULL;
-	unsigned long e, tls = 0;
-	const char *what;
-
-	/* libevent queues OpenSSL's errors, and SSL_ERROR_SYSCALL (5) for a TCP failure */
-	while (bev && (e = bufferevent_get_openssl_error(bev)))
-		if (ERR_GET_LIB(e))
-			tls = e;
-	switch (c->http_err) {
-	case EVREQ_HTTP_TIMEOUT:
-		what = "no answer in time";
-		break;
-	case EVREQ_HTTP_EOF:
-		what = "connection closed before an answer";
-		break;
-	case EVREQ_HTTP_INVALID_HEADER:
-		what = "not an HTTP answer";
-		break;
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		what = "answer too large";
-		break;
-	default:
-		what = "connection refused, reset or closed";
-		break;
-	}
-	if (tls) {
-		char s[100];
-
-		ERR_error_string_n(tls, s, sizeof(s));
-		snprintf(buf, len, "%s (TLS: %s)", what, s);
-	} else {
-		snprintf(buf, len, "%s", what);
-	}
 }
 
 static void request_error(enum evhttp_request_error e, void *arg)
@@ -655,7 +618,8 @@ static void request_done(struct evhttp_request *req, void *arg)
 		char why[180];
 
 		c->conn_dead = 1;
-		io_reason(c, why, sizeof(why));
+		e14cli_reason(c->conn ? evhttp_connection_get_bufferevent(c->conn) : NULL,
+			      c->http_err, why, sizeof(why));
 		failed(c, 0, "%s: %s", call == CALL_STATUS ? "status" :
 		       call == CALL_ENC ? "enc_keys" : "dec_keys", why);
 		if (call == CALL_DEC && !stale && c->fq_n && c->fq[c->fq_head].tries >= E14_TRIES)
