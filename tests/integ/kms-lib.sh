@@ -148,6 +148,20 @@ stores_dump() {
 	sql "$1" "SELECT id, state, hex(key) FROM blocks LEFT JOIN block_keys USING(link,id) WHERE link='$2' AND state NOT IN (0,1) ORDER BY id"
 }
 
+# stores_agree SECONDS: once intake has stopped, kms-a's and kms-b's stores settle (no
+# fresh or locked block left within SECONDS), both kmsd stop (SIGTERM), and their stores
+# hold the same verified blocks byte for byte: two assertions.
+stores_agree() {
+	check "stores settle" \
+		wait_for "$1" '[ "$(count_state kms-a 0,1)" -eq 0 ] && [ "$(count_state kms-b 0,1)" -eq 0 ]'
+	kill -TERM "$PID_kmsa" "$PID_kmsb"
+	wait "$PID_kmsa" "$PID_kmsb"
+	stores_dump kms-a kms-b >"$T/a.dump"
+	stores_dump kms-b kms-a >"$T/b.dump"
+	check "both stores hold the same verified blocks, byte for byte ($(wc -l <"$T/a.dump"))" \
+		cmp -s "$T/a.dump" "$T/b.dump"
+}
+
 # route_of NODE DEST: "next_hop metric status" from `kmsctl routes` ("- 16 unreachable"),
 # empty if NODE has no route to DEST at all.
 route_of() {
