@@ -22,7 +22,7 @@
 #include "log.h"
 #include "ppetp.h"
 
-static void json_str(struct evbuffer *o, const char *s)
+void json_str(struct evbuffer *o, const char *s)
 {
 	evbuffer_add(o, "\"", 1);
 	for (; *s; s++) {

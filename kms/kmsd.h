@@ -161,6 +161,8 @@ void xfer_ctl_transfers(struct kmsd *d, struct evbuffer *o, int json);
 void xfer_fingerprint(const uint8_t *key, size_t len, uint8_t fp[STORE_FP_LEN]);
 
 /* ctl.c */
+/* s as a JSON string, quoted and escaped (kmsctl --json output). */
+void json_str(struct evbuffer *o, const char *s);
 int ctl_listen(struct kmsd *d);
 void ctl_close(struct kmsd *d);
 /* The group committed: transfer answers held since it opened go out. */

@@ -39,6 +39,7 @@
 #include "caching.h"
 #include "codec.h"
 #include "e14cli.h"
+#include "kmsd.h"
 #include "etsi014.h"
 #include "log.h"
 #include "qkd.h"
@@ -956,7 +957,7 @@ static void e14_ctl(struct qkd_source *src, struct evbuffer *o, int json)
 				    "\"failures\":%llu,\"last_http\":%d,\"keys\":%llu,"
 				    "\"blocks_named\":%llu,\"blocks_stored\":%llu,"
 				    "\"blocks_refused\":%llu,\"blocks_lost\":%llu,"
-				    "\"waiting\":%zu,\"stored_key_count\":%u,\"last_error\":\"",
+				    "\"waiting\":%zu,\"stored_key_count\":%u,\"last_error\":",
 				    c->master ? "true" : "false",
 				    (unsigned long long)c->requests,
 				    (unsigned long long)c->failures, c->last_http,
@@ -966,12 +967,8 @@ static void e14_ctl(struct qkd_source *src, struct evbuffer *o, int json)
 				    (unsigned long long)c->blocks_refused,
 				    (unsigned long long)c->blocks_lost,
 				    c->master ? c->n_pend : c->fq_n, c->st.stored_key_count);
-		for (const char *s = c->last_error; *s; s++)
-			if (*s == '"' || *s == '\\')
-				evbuffer_add_printf(o, "\\%c", *s);
-			else if ((unsigned char)*s >= 0x20)
-				evbuffer_add(o, s, 1);
-		evbuffer_add_printf(o, "\"}");
+		json_str(o, c->last_error);
+		evbuffer_add_printf(o, "}");
 		return;
 	}
 	evbuffer_add_printf(o, "  etsi014: %llu requests (%llu failed%s%s), %llu keys, "
