@@ -66,6 +66,7 @@ const char *msg_type_name(uint8_t type)
 	case MSG_DIST: return "dist";
 	case MSG_PPETP: return "ppetp";
 	case MSG_QKD: return "qkd";
+	case MSG_SAE: return "sae";
 	}
 	return "unknown";
 }
@@ -88,6 +89,102 @@ int codec_decode_header(const uint8_t *buf, size_t len, uint8_t *type, uint32_t 
 		return CODEC_ETYPE;
 	*type = buf[1];
 	return CODEC_OK;
+}
+
+/* MSG_SAE (codec.h) */
+#define SAE_KEY_WIRE (MSG_QKD_KEY_ID_LEN + 12)
+
+static int printable(const uint8_t *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Reads a u8-length-prefixed id of 0..max bytes into out; returns bytes used or 0. */
+static size_t get_id(const uint8_t *p, size_t left, char *out, size_t max)
+{
+	size_t n;
+
+	if (left < 1 || (n = p[0]) > max || left < 1 + n || !printable(p + 1, n))
+		return 0;
+	memcpy(out, p + 1, n);
+	out[n] = '\0';
+	return 1 + n;
+}
+
+static int sae_invalid(const struct msg *m)
+{
+	size_t ml = strnlen(m->sae.master, sizeof(m->sae.master));
+	size_t sl = strnlen(m->sae.slave, sizeof(m->sae.slave));
+
+	if (ml > KMS_SAE_ID_MAX || sl > KMS_SAE_ID_MAX)
+		return 1;
+	if (m->sae.op == SAE_ACK)
+		return m->sae.status > SAE_NOT_GOT || m->sae.nkeys || m->sae.key_len || ml || sl;
+	if (m->sae.op != SAE_KEYS || m->sae.status > SAE_XFER || m->sae.nkeys == 0 ||
+	    m->sae.nkeys > MSG_SAE_MAX_KEYS || m->sae.key_len == 0 || !ml || !sl ||
+	    !printable((const uint8_t *)m->sae.master, ml) ||
+	    !printable((const uint8_t *)m->sae.slave, sl))
+		return 1;
+	for (size_t i = 0; i < m->sae.nkeys; i++)
+		if (strnlen(m->sae.key[i].id, sizeof(m->sae.key[i].id)) != MSG_QKD_KEY_ID_LEN ||
+		    !printable((const uint8_t *)m->sae.key[i].id, MSG_QKD_KEY_ID_LEN))
+			return 1;
+	return 0;
+}
+
+static int decode_sae(const uint8_t *p, size_t plen, struct msg *m)
+{
+	size_t pos = 16, used;
+
+	if (plen < 18)
+		return CODEC_ELENGTH;
+	m->sae.op = p[0];
+	m->sae.status = p[1];
+	m->sae.nkeys = get16(p + 2);
+	m->sae.seq = get64(p + 4);
+	m->sae.key_len = get32(p + 12);
+	if (m->sae.nkeys > MSG_SAE_MAX_KEYS)
+		return CODEC_EFIELD;
+	if (!(used = get_id(p + pos, plen - pos, m->sae.master, KMS_SAE_ID_MAX)))
+		return CODEC_EFIELD;
+	pos += used;
+	if (!(used = get_id(p + pos, plen - pos, m->sae.slave, KMS_SAE_ID_MAX)))
+		return CODEC_EFIELD;
+	pos += used;
+	if (plen - pos != (size_t)m->sae.nkeys * SAE_KEY_WIRE)
+		return CODEC_ELENGTH;
+	for (size_t i = 0; i < m->sae.nkeys; i++, pos += SAE_KEY_WIRE) {
+		memcpy(m->sae.key[i].id, p + pos, MSG_QKD_KEY_ID_LEN);
+		m->sae.key[i].id[MSG_QKD_KEY_ID_LEN] = '\0';
+		m->sae.key[i].ref = get64(p + pos + MSG_QKD_KEY_ID_LEN);
+		m->sae.key[i].off = get32(p + pos + MSG_QKD_KEY_ID_LEN + 8);
+	}
+	return sae_invalid(m) ? CODEC_EFIELD : CODEC_OK;
+}
+
+static void encode_sae(const struct msg *m, uint8_t *p)
+{
+	size_t ml = strlen(m->sae.master), sl = strlen(m->sae.slave), pos = 16;
+
+	p[0] = m->sae.op;
+	p[1] = m->sae.status;
+	put16(p + 2, m->sae.nkeys);
+	put64(p + 4, m->sae.seq);
+	put32(p + 12, m->sae.key_len);
+	p[pos++] = (uint8_t)ml;
+	memcpy(p + pos, m->sae.master, ml);
+	pos += ml;
+	p[pos++] = (uint8_t)sl;
+	memcpy(p + pos, m->sae.slave, sl);
+	pos += sl;
+	for (size_t i = 0; i < m->sae.nkeys; i++, pos += SAE_KEY_WIRE) {
+		memcpy(p + pos, m->sae.key[i].id, MSG_QKD_KEY_ID_LEN);
+		put64(p + pos + MSG_QKD_KEY_ID_LEN, m->sae.key[i].ref);
+		put32(p + pos + MSG_QKD_KEY_ID_LEN + 8, m->sae.key[i].off);
+	}
 }
 
 int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg *m)
@@ -197,6 +294,8 @@ int codec_decode_payload(uint8_t type, const uint8_t *p, size_t plen, struct msg
 			m->qkd.key_id[i][MSG_QKD_KEY_ID_LEN] = '\0';
 		}
 		return CODEC_OK;
+	case MSG_SAE:
+		return decode_sae(p, plen, m);
 	}
 	return CODEC_ETYPE;
 }
@@ -268,6 +367,12 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 			return -1;
 		plen = m->ppetp.len;
 		break;
+	case MSG_SAE:
+		if (sae_invalid(m))
+			return -1;
+		plen = 18 + strlen(m->sae.master) + strlen(m->sae.slave) +
+		       (size_t)m->sae.nkeys * SAE_KEY_WIRE;
+		break;
 	case MSG_QKD:
 		if (m->qkd.op == QKD_IDS ? m->qkd.status || m->qkd.nkeys == 0 ||
 		    m->qkd.nkeys > MSG_QKD_MAX_KEYS || m->qkd.key_len == 0 :
@@ -330,6 +435,9 @@ long codec_encode(const struct msg *m, uint8_t *buf, size_t buflen)
 		for (size_t i = 0; i < m->qkd.nkeys; i++)
 			memcpy(p + 16 + i * MSG_QKD_KEY_ID_LEN, m->qkd.key_id[i],
 			       MSG_QKD_KEY_ID_LEN);
+		break;
+	case MSG_SAE:
+		encode_sae(m, p);
 		break;
 	case MSG_ROUTE_ADVERT:
 	case MSG_DIST:

@@ -36,6 +36,7 @@ enum msg_type {
 	MSG_PPETP = 7,		/* key transfer + relay: payload is one ppetp.h message, opaque
 				 * here (1..PPETP_MSG_MAX bytes), parsed by ppetp_decode */
 	MSG_QKD = 8,		/* link key from ETSI 014 KMEs (qkd_etsi.c): key_IDs, no key bytes */
+	MSG_SAE = 9,		/* northbound ETSI 014 (nbkme.c): where SAE keys lie, no bytes */
 	__MSG_LAST
 };
 
@@ -75,6 +76,28 @@ struct msg_block_status {
 enum { QKD_IDS = 1, QKD_ACK = 2 };
 enum { QKD_GOT = 0, QKD_NOT_GOT = 1 };
 
+/*
+ * MSG_SAE: kmsd's northbound KME (nbkme.c). The master SAE's node names, for one enc_keys
+ * request, the keys it cut for a slave SAE at the receiving node: where each lies in key
+ * both nodes hold (a link block of the sender's parity, or a transfer key the sender was
+ * the source of), never the bytes; the slave's node answers whether it holds them now.
+ *   u8 op | u8 status | u16 nkeys | u64 seq | u32 bytes per key | u8 len | master SAE_ID |
+ *   u8 len | slave SAE_ID | nkeys x (36-byte key_ID | u64 ref | u32 offset)
+ * SAE_KEYS: status SAE_LINK or SAE_XFER (what ref names: link block id or transfer txid),
+ * nkeys 1..MSG_SAE_MAX_KEYS, both SAE_IDs 1..KMS_SAE_ID_MAX printable bytes.
+ * SAE_ACK: status SAE_GOT or SAE_NOT_GOT, seq of the SAE_KEYS it answers, the rest empty.
+ */
+#define MSG_SAE_MAX_KEYS 1024
+enum { SAE_KEYS = 1, SAE_ACK = 2 };
+enum { SAE_LINK = 0, SAE_XFER = 1 };
+enum { SAE_GOT = 0, SAE_NOT_GOT = 1 };
+
+struct msg_sae_key {
+	char id[MSG_QKD_KEY_ID_LEN + 1];
+	uint64_t ref;
+	uint32_t off;
+};
+
 struct msg {
 	uint8_t type;
 	union {
@@ -111,6 +134,14 @@ struct msg {
 			uint32_t key_len;
 			char key_id[MSG_QKD_MAX_KEYS][MSG_QKD_KEY_ID_LEN + 1];
 		} qkd;
+		struct {
+			uint8_t op, status;
+			uint16_t nkeys;
+			uint64_t seq;
+			uint32_t key_len;
+			char master[KMS_SAE_ID_MAX + 1], slave[KMS_SAE_ID_MAX + 1];
+			struct msg_sae_key key[MSG_SAE_MAX_KEYS];
+		} sae;
 	};
 };
 

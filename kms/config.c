@@ -15,7 +15,7 @@
 
 _Static_assert(KMS_ID_MAX == KMS_NODE_ID_MAX, "node ids have one length bound");
 
-#define MAX_WORDS 16
+#define MAX_WORDS 24
 #define MAX_LINE 1024
 
 struct parse_ctx {
@@ -59,6 +59,11 @@ void config_defaults(struct kms_config *cf)
 	cf->dist_low = 64 * 1024;
 	cf->dist_target = 256 * 1024;
 	cf->ppetp_block = 4000;
+	cf->e14.max_connections = 256;
+	cf->e14.max_keys = 128;
+	cf->e14.key_size = 256;
+	cf->e14.max_key_size = 8192;
+	cf->e14.key_ttl_s = 600;
 	cf->write_high_watermark = 1 << 20;
 }
 
@@ -333,6 +338,113 @@ static int parse_kme(struct parse_ctx *p, struct kms_config *cf, char **w, int n
 	return 0;
 }
 
+/*
+ * etsi014-listen HOST:PORT cert FILE key FILE ca FILE [kme-id ID] [max-connections N]
+ * [max-keys N] [key-size BITS] [max-key-size BITS] [key-ttl S]
+ */
+static int parse_e14_listen(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
+{
+	struct kms_e14_listen *e = &cf->e14;
+	uint64_t v;
+
+	if (e->listen[0])
+		return perr(p, "duplicate etsi014-listen: `%s'", nw > 1 ? w[1] : w[0]);
+	if (nw < 2)
+		return perr(p, "etsi014-listen needs HOST:PORT: `%s'", w[0]);
+	if (check_addr(p, "etsi014-listen address", w[1]))
+		return -1;
+	strcpy(e->listen, w[1]);
+	for (int i = 2; i < nw; i += 2) {
+		const char *o = w[i], *val;
+
+		if (i + 1 >= nw)
+			return perr(p, "etsi014-listen option needs a value: `%s'", o);
+		val = w[i + 1];
+		if (!strcmp(o, "cert")) {
+			if (set_path(p, e->cert, sizeof(e->cert), "etsi014-listen cert", val))
+				return -1;
+		} else if (!strcmp(o, "key")) {
+			if (set_path(p, e->key, sizeof(e->key), "etsi014-listen key", val))
+				return -1;
+		} else if (!strcmp(o, "ca")) {
+			if (set_path(p, e->ca, sizeof(e->ca), "etsi014-listen ca", val))
+				return -1;
+		} else if (!strcmp(o, "kme-id")) {
+			if (!config_valid_id(val))
+				return perr(p, "invalid etsi014-listen kme-id: `%.64s'", val);
+			strcpy(e->kme_id, val);
+		} else if (!strcmp(o, "max-connections")) {
+			if (set_uint(p, &v, "max-connections", val, 1, 4096))
+				return -1;
+			e->max_connections = (unsigned)v;
+		} else if (!strcmp(o, "max-keys")) {
+			if (set_uint(p, &v, "max-keys", val, 1, 1024))
+				return -1;
+			e->max_keys = (unsigned)v;
+		} else if (!strcmp(o, "key-size") || !strcmp(o, "max-key-size")) {
+			if (set_uint(p, &v, o, val, 64, 65536))
+				return -1;
+			if (v % 8)
+				return perr(p, "%s must be a multiple of 8 bits: `%s'", o, val);
+			*(o[0] == 'k' ? &e->key_size : &e->max_key_size) = (unsigned)v;
+		} else if (!strcmp(o, "key-ttl")) {
+			if (set_uint(p, &v, "key-ttl", val, 10, 86400 * 30))
+				return -1;
+			e->key_ttl_s = (unsigned)v;
+		} else {
+			return perr(p, "unknown etsi014-listen option: `%s'", o);
+		}
+	}
+	if (!e->cert[0] || !e->key[0] || !e->ca[0])
+		return perr(p, "etsi014-listen needs cert, key and ca: `%s'", e->listen);
+	if (e->key_size > e->max_key_size)
+		return perr(p, "etsi014-listen key-size exceeds max-key-size: `%u'", e->key_size);
+	return 0;
+}
+
+/* sae SAE_ID node NODE [cn CN] */
+static int parse_sae(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
+{
+	struct kms_sae *a;
+
+	if (nw < 2)
+		return perr(p, "sae needs an SAE_ID: `%s'", w[0]);
+	if (!config_valid_sae_id(w[1]))
+		return perr(p, "invalid SAE_ID: `%.64s'", w[1]);
+	if (config_find_sae(cf, w[1]))
+		return perr(p, "duplicate sae: `%s'", w[1]);
+	if (cf->n_sae >= KMS_MAX_SAES)
+		return perr(p, "too many sae lines (max %d): `%s'", KMS_MAX_SAES, w[1]);
+	a = &cf->sae[cf->n_sae];
+	memset(a, 0, sizeof(*a));
+	strcpy(a->id, w[1]);
+	for (int i = 2; i < nw; i += 2) {
+		if (i + 1 >= nw)
+			return perr(p, "sae option needs a value: `%s'", w[i]);
+		if (!strcmp(w[i], "node")) {
+			if (!config_valid_id(w[i + 1]))
+				return perr(p, "invalid sae node id: `%.64s'", w[i + 1]);
+			strcpy(a->node, w[i + 1]);
+		} else if (!strcmp(w[i], "cn")) {
+			if (!config_valid_sae_id(w[i + 1]))
+				return perr(p, "invalid sae cn: `%.64s'", w[i + 1]);
+			strcpy(a->cn, w[i + 1]);
+		} else {
+			return perr(p, "unknown sae option: `%s'", w[i]);
+		}
+	}
+	if (!a->node[0])
+		return perr(p, "sae needs a node: `%s'", a->id);
+	if (!a->cn[0])
+		strcpy(a->cn, a->id);
+	for (size_t i = 0; i < cf->n_sae; i++)
+		if (!strcmp(cf->sae[i].cn, a->cn) && !strcmp(cf->sae[i].node, a->node))
+			return perr(p, "two SAEs of node %s with the same certificate cn: `%s'",
+				    a->node, a->cn);
+	cf->n_sae++;
+	return 0;
+}
+
 /* remote ID [address HOST:PORT] [qotp-peer N] */
 static int parse_remote(struct parse_ctx *p, struct kms_config *cf, char **w, int nw)
 {
@@ -407,6 +519,10 @@ static int parse_line(struct parse_ctx *p, struct kms_config *cf, char *line)
 		return parse_remote(p, cf, w, nw);
 	if (!strcmp(w[0], "etsi014-kme"))
 		return parse_kme(p, cf, w, nw);
+	if (!strcmp(w[0], "etsi014-listen"))
+		return parse_e14_listen(p, cf, w, nw);
+	if (!strcmp(w[0], "sae"))
+		return parse_sae(p, cf, w, nw);
 	if (nw != 2)
 		return perr(p, "directive takes exactly one value: `%s'", w[0]);
 
@@ -564,7 +680,25 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 			if (cf->rm[j].qotp_peer == r->qotp_peer)
 				return perr(&p, "two remotes with the same qotp-peer: `%s'", r->id);
 	}
+	for (size_t i = 0; i < cf->n_sae; i++) {
+		const char *n = cf->sae[i].node;
+
+		if (strcmp(n, cf->node_id) && !config_find_neighbour(cf, n) &&
+		    !config_find_remote(cf, n))
+			return perr(&p, "sae %s: its node is neither this node nor a neighbour or "
+				    "remote: `%s'", cf->sae[i].id, n);
+	}
+	if (cf->e14.listen[0] && !cf->e14.kme_id[0])
+		strcpy(cf->e14.kme_id, cf->node_id);
 	return 0;
+}
+
+const struct kms_sae *config_find_sae(const struct kms_config *cf, const char *id)
+{
+	for (size_t i = 0; i < cf->n_sae; i++)
+		if (!strcmp(cf->sae[i].id, id))
+			return &cf->sae[i];
+	return NULL;
 }
 
 int config_load(struct kms_config *cf, const char *path, char *err, size_t errlen)

@@ -13,6 +13,7 @@
 #define KMS_MAX_REMOTES 64
 #define KMS_MAX_KMES 8
 #define KMS_SAE_ID_MAX 127	/* ETSI GS QKD 014 SAE_ID (= E14_ID_MAX in etsi014.h) */
+#define KMS_MAX_SAES 128
 
 enum qkd_backend { QKD_BACKEND_NONE, QKD_BACKEND_SIM, QKD_BACKEND_ETSI014 };
 
@@ -57,6 +58,35 @@ struct kms_remote {
 	uint32_t qotp_peer;		/* local qotp peer id of its encryptor; 0 = none */
 };
 
+/*
+ * kmsd as an ETSI GS QKD 014 KME for applications (northbound, Documentation/etsi014.md):
+ * `etsi014-listen HOST:PORT cert FILE key FILE ca FILE [kme-id ID] [max-connections N]
+ * [max-keys N] [key-size BITS] [max-key-size BITS] [key-ttl S]`. listen "" = off.
+ */
+struct kms_e14_listen {
+	char listen[KMS_ADDR_MAX];
+	char cert[KMS_PATH_MAX];	/* this KME's server certificate and key */
+	char key[KMS_PATH_MAX];
+	char ca[KMS_PATH_MAX];		/* CA the SAEs' client certificates chain to */
+	char kme_id[KMS_ID_MAX + 1];	/* KME_ID in Status answers; default: the node id */
+	unsigned max_connections;
+	unsigned max_keys;		/* keys per request */
+	unsigned key_size;		/* bits, when a request names none */
+	unsigned max_key_size;		/* bits; a key never spans two link blocks */
+	unsigned key_ttl_s;		/* a slave's keys not fetched by then are wiped */
+};
+
+/*
+ * An SAE kmsd's KMEs know: `sae SAE_ID node NODE [cn CN]`: the node whose KME it uses
+ * (this node, a neighbour or a remote) and the subject CN of its client certificate
+ * (default: the SAE_ID).
+ */
+struct kms_sae {
+	char id[KMS_SAE_ID_MAX + 1];
+	char node[KMS_ID_MAX + 1];
+	char cn[KMS_SAE_ID_MAX + 1];
+};
+
 struct kms_config {
 	char node_id[KMS_ID_MAX + 1];
 	char listen[KMS_ADDR_MAX];
@@ -89,6 +119,9 @@ struct kms_config {
 	size_t n_rm;
 	struct kms_kme kme[KMS_MAX_KMES];
 	size_t n_kme;
+	struct kms_e14_listen e14;
+	struct kms_sae sae[KMS_MAX_SAES];
+	size_t n_sae;
 };
 
 void config_defaults(struct kms_config *cf);
@@ -101,6 +134,7 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 int config_load(struct kms_config *cf, const char *path, char *err, size_t errlen);
 const struct kms_neighbour *config_find_neighbour(const struct kms_config *cf, const char *id);
 const struct kms_remote *config_find_remote(const struct kms_config *cf, const char *id);
+const struct kms_sae *config_find_sae(const struct kms_config *cf, const char *id);
 int config_valid_id(const char *s);
 /* An ETSI 014 SAE_ID: 1..KMS_SAE_ID_MAX of 0x21..0x7e, none of "/?#%" (a URL path segment). */
 int config_valid_sae_id(const char *s);

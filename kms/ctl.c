@@ -20,6 +20,7 @@
 #include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
+#include "nbkme.h"
 #include "ppetp.h"
 
 void json_str(struct evbuffer *o, const char *s)
@@ -286,6 +287,7 @@ static const struct {
 	{ "routes", cmd_routes },
 	{ "pairs", kd_ctl_pairs },
 	{ "transfers", xfer_ctl_transfers },
+	{ "saes", nb_ctl },
 };
 
 struct ctl_req {

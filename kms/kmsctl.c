@@ -21,6 +21,8 @@ static const struct {
 	{ "routes", 0, "", "Shows the key routing table (next hop, metric, status) and neighbours" },
 	{ "pairs", 0, "", "Shows key distribution to the qotp kernel rings of each encryptor pair" },
 	{ "transfers", 0, "", "Shows the committed transfer keys (ids, states, fingerprints)" },
+	{ "saes", 0, "", "Shows the ETSI 014 KME: SAEs, request counters, keys held\n"
+	  "                       for slave SAEs (counts, never key bytes)" },
 	{ "transfer", 2, " NODE BYTES",
 	  "Transfers BYTES of fresh key to NODE through the PPETP\n"
 	  "                       relay; waits for the commit, prints the key's fingerprint" },

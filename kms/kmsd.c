@@ -22,6 +22,7 @@
 #include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
+#include "nbkme.h"
 #include "wipe.h"
 
 static const char *default_conf = "/etc/kmsd/kmsd.conf";
@@ -254,6 +255,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	routing_tick(d);
 	kd_tick(d);
+	nb_tick(d);
 }
 
 static void reload(struct kmsd *d)
@@ -304,6 +306,12 @@ static void reload(struct kmsd *d)
 	d->cf.link_max_bytes = nc->link_max_bytes;
 	d->cf.store_min_free = nc->store_min_free;
 	d->cf.write_high_watermark = nc->write_high_watermark;
+	/* which SAE lives where: read per request, so it can change now */
+	memcpy(d->cf.sae, nc->sae, sizeof(nc->sae));
+	d->cf.n_sae = nc->n_sae;
+	if (memcmp(&nc->e14, &d->cf.e14, sizeof(nc->e14)))
+		log_warnx("reload: etsi014-listen changes need a restart; keeping the running "
+			  "KME");
 	for (size_t i = 0; i < d->n_links; i++)
 		d->links[i].cache.prm = params_of(&d->cf);
 	free(nc);
@@ -461,6 +469,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < d.cf.n_kme; i++)
 		if (qkd_etsi014_check(&d.cf.kme[i], err, sizeof(err)))
 			fatalx("etsi014-kme %s: %s", d.cf.kme[i].name, err);
+	if (d.cf.e14.listen[0] && nb_check(&d.cf.e14, err, sizeof(err)))
+		fatalx("etsi014-listen %s: %s", d.cf.e14.listen, err);
 	if (check) {
 		printf("%s: configuration OK (node %s, %zu neighbours, %zu remotes)\n",
 		       d.conf_path, d.cf.node_id, d.cf.n_nb, d.cf.n_rm);
@@ -518,6 +528,8 @@ int main(int argc, char **argv)
 		fatalx("cannot set up key transfer");
 	if (kd_init(&d))
 		fatalx("cannot set up key distribution");
+	if (nb_init(&d))
+		fatalx("cannot set up the ETSI 014 KME (etsi014-listen)");
 	d.tick_ev = event_new(d.base, -1, EV_PERSIST, tick_cb, &d);
 	event_add(d.tick_ev, &tv);
 	log_info("node %s listening on %s, %zu neighbours, %zu remotes, store %s", d.cf.node_id,
@@ -530,6 +542,7 @@ int main(int argc, char **argv)
 	kmsd_sync(&d);
 	peer_shutdown(&d);
 	ctl_close(&d);
+	nb_free(&d);
 	kd_free(&d);
 	xfer_free(&d);
 	links_free(&d);

@@ -95,6 +95,7 @@ struct kmsd {
 	uint64_t rt_adverts_tx, rt_adverts_rx, rt_adverts_bad;
 	int stopping;			/* shutting down: no more adverts */
 	struct kd *kd;			/* key distribution to the kernel, NULL if unused */
+	struct nb *nb;			/* ETSI 014 KME for local SAEs (nbkme.c), or NULL */
 	struct xfer *xf;		/* key transfer + PPETP relay (xfer.c) */
 	struct ctl_req *ctl_reqs;	/* kmsctl transfer requests waiting for their end */
 	uint64_t ctl_next_cookie;

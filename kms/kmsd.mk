@@ -8,7 +8,7 @@ KMS_TEST_LIBS := $(shell $(PKG_CONFIG) --libs cmocka openssl sqlite3 2>/dev/null
 
 KMSD_OBJS := kmsd.o log.o config.o codec.o store.o caching.o qkd.o peer.o ctl.o wipe.o \
 	route.o routing.o distrib.o kdist.o kernel_keys.o nlclient.o ppetp.o xfer.o \
-	qkd_etsi.o etsi014.o e14cli.o
+	qkd_etsi.o etsi014.o e14cli.o e14srv.o nbkme.o
 QKDSIMD_OBJS := qkdsimd.o log.o wipe.o
 KMSCTL_OBJS := kmsctl.o
 

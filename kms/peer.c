@@ -26,6 +26,7 @@
 #include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
+#include "nbkme.h"
 
 #define BACKOFF_MIN_MS 250
 #define HANDSHAKE_TIMEOUT_S 10
@@ -399,6 +400,8 @@ static int handle_msg(struct peer *p, struct msg *m)
 			return -1;
 		}
 		return 0;
+	case MSG_SAE:		/* northbound ETSI 014: link blocks or transfer keys */
+		return nb_recv(l, m);
 	}
 	if (!l->quantum) {
 		char why[64];

@@ -15,6 +15,7 @@ enum {
 	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
 	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
 	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY, Q_KEY_ROWID,
+	Q_S_ADD, Q_S_GET, Q_S_DEL, Q_S_EXPIRE, Q_S_PENDING,
 	__Q_LAST
 };
 
@@ -108,6 +109,13 @@ static const char *const sql_text[__Q_LAST] = {
 			  "ORDER BY ring_id",
 	[Q_M_DEL_ABOVE] = "DELETE FROM dist_map WHERE pair=?1 AND dir=?2 AND ring_id>?3",
 	[Q_M_COUNT] = "SELECT count(*) FROM dist_map WHERE pair=?1 AND dir=?2",
+	[Q_S_ADD] = "INSERT OR IGNORE INTO sae_keys(key_id,master,slave,created,key) "
+		    "VALUES(?1,?2,?3,?4,?5)",
+	[Q_S_GET] = "SELECT master,slave,key FROM sae_keys WHERE key_id=?1",
+	[Q_S_DEL] = "DELETE FROM sae_keys WHERE key_id=?1",
+	[Q_S_EXPIRE] = "DELETE FROM sae_keys WHERE created<?1",
+	[Q_S_PENDING] = "SELECT master,slave,count(*),sum(length(key)) FROM sae_keys "
+			"GROUP BY master,slave ORDER BY master,slave",
 };
 
 static const char schema_v1[] =
@@ -184,9 +192,20 @@ static const char schema_v5[] =
 	" DELETE FROM block_keys WHERE link=NEW.link AND id=NEW.id; END;"
 	"PRAGMA user_version=5;";
 
+/*
+ * v5 -> v6: keys kmsd's northbound KME holds for a slave SAE until it fetches them with
+ * dec_keys (nbkme.c): each is deleted (secure_delete overwrites it) as it is handed out or
+ * expires. Small rows (a key is at most 8 KiB).
+ */
+static const char schema_v6[] =
+	"CREATE TABLE sae_keys(key_id TEXT PRIMARY KEY, master TEXT NOT NULL,"
+	" slave TEXT NOT NULL, created INTEGER NOT NULL, key BLOB NOT NULL);"
+	"CREATE INDEX sae_keys_created ON sae_keys(created);"
+	"PRAGMA user_version=6;";
+
 /* Statements that read every row of a link or peer by design (operator views). */
 static const unsigned char whole_scan[__Q_LAST] = {
-	[Q_STATS] = 1, [Q_X_STATS] = 1, [Q_X_LIST] = 1,
+	[Q_STATS] = 1, [Q_X_STATS] = 1, [Q_X_LIST] = 1, [Q_S_PENDING] = 1,
 };
 
 struct store {
@@ -428,6 +447,7 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 		if (exec(st, "BEGIN IMMEDIATE") || (ver < 1 && exec(st, schema_v1)) ||
 		    (ver < 2 && exec(st, schema_v2)) || (ver < 3 && exec(st, schema_v3)) ||
 		    (ver < 4 && exec(st, schema_v4)) || (ver < 5 && exec(st, schema_v5)) ||
+		    (ver < 6 && exec(st, schema_v6)) ||
 		    exec(st, "COMMIT")) {
 			snprintf(err, errlen, "%s: %s schema: %s", path,
 				 ver ? "upgrading the" : "creating the", sqlite3_errmsg(st->db));
@@ -1218,4 +1238,81 @@ int64_t store_link_live_bytes(struct store *st, const char *link)
 		v = sqlite3_column_int64(s, 0);
 	done(s);
 	return v;
+}
+
+int store_sae_add(struct store *st, const char *key_id, const char *master, const char *slave,
+		  const uint8_t *key, size_t len, int64_t now_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_S_ADD);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(s, 1, key_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, master, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, slave, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 4, now_ms);
+	sqlite3_bind_blob(s, 5, key, (int)len, SQLITE_STATIC);
+	rc = step_done(st, s);
+	rc = rc < 0 ? -1 : rc == 0 ? 1 : 0;
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_sae_take(struct store *st, const char *key_id, const char *slave, const char *master,
+		   uint8_t *out, size_t max, size_t *len)
+{
+	sqlite3_stmt *g = Q(st, Q_S_GET), *del = Q(st, Q_S_DEL);
+	int rc, found = 0;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_text(g, 1, key_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(g);
+	if (rc == SQLITE_ROW && !strcmp((const char *)sqlite3_column_text(g, 0), master) &&
+	    !strcmp((const char *)sqlite3_column_text(g, 1), slave)) {
+		size_t n = (size_t)sqlite3_column_bytes(g, 2);
+
+		if (n && n <= max) {
+			memcpy(out, sqlite3_column_blob(g, 2), n);
+			*len = n;
+			found = 1;
+		}
+	}
+	rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+	done(g);
+	if (rc == 0 && found) {
+		sqlite3_bind_text(del, 1, key_id, -1, SQLITE_STATIC);
+		if (step_done(st, del) != 1)
+			rc = -1;
+	}
+	if (rc && found)
+		explicit_bzero(out, *len);
+	AUTO_TX_END(st, rc);
+	return rc < 0 ? -1 : found ? 0 : 1;
+}
+
+int store_sae_expire(struct store *st, int64_t older_than_ms)
+{
+	sqlite3_stmt *s = Q(st, Q_S_EXPIRE);
+	int rc;
+
+	AUTO_TX_BEGIN(st);
+	sqlite3_bind_int64(s, 1, older_than_ms);
+	rc = step_done(st, s);
+	AUTO_TX_END(st, rc);
+	return rc;
+}
+
+int store_sae_pending(struct store *st, void (*fn)(void *arg, const char *master,
+						    const char *slave, uint64_t keys,
+						    uint64_t bytes), void *arg)
+{
+	sqlite3_stmt *s = Q(st, Q_S_PENDING);
+	int rc;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(arg, (const char *)sqlite3_column_text(s, 0),
+		   (const char *)sqlite3_column_text(s, 1), (uint64_t)sqlite3_column_int64(s, 2),
+		   (uint64_t)sqlite3_column_int64(s, 3));
+	done(s);
+	return rc == SQLITE_DONE ? 0 : -1;
 }

@@ -24,8 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 5	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map);
-				 * 4: an index for every filter; 5: key bytes in their own table.
+#define STORE_SCHEMA_VERSION 6	/* 2: transfer keys (xfer); 3: pushed-block map (dist_map);
+				 * 4: an index for every filter; 5: key bytes in their own table;
+				 * 6: keys held for slave SAEs (sae_keys).
 				 * Older files are upgraded on open. */
 #define STORE_BLOCK_MAX 65536
 
@@ -250,6 +251,22 @@ int store_dist_map_drain(struct store *st, const char *pair, int dir, uint64_t a
 			 void (*fn)(void *arg, uint64_t ring_id, uint64_t ref), void *arg);
 /* Entries of (pair, dir), or -1. */
 int64_t store_dist_map_count(struct store *st, const char *pair, int dir);
+
+/*
+ * Keys kmsd's northbound KME holds for a slave SAE (nbkme.c), named by their key_ID (a UUID,
+ * unique: 1 if it is already held, nothing added). store_sae_take hands a key out once: it
+ * must be held for exactly that slave and master (else 1, nothing changed) and fit in max
+ * bytes; the row is deleted in the same transaction. store_sae_expire deletes keys created
+ * before older_than_ms (returns how many); store_sae_pending counts them per SAE pair.
+ */
+int store_sae_add(struct store *st, const char *key_id, const char *master, const char *slave,
+		  const uint8_t *key, size_t len, int64_t now_ms);
+int store_sae_take(struct store *st, const char *key_id, const char *slave, const char *master,
+		   uint8_t *out, size_t max, size_t *len);
+int store_sae_expire(struct store *st, int64_t older_than_ms);
+int store_sae_pending(struct store *st, void (*fn)(void *arg, const char *master,
+						    const char *slave, uint64_t keys,
+						    uint64_t bytes), void *arg);
 
 /*
  * For the tests: calls fn with each statement's SQL, its query plan (EXPLAIN QUERY PLAN,

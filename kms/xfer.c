@@ -30,6 +30,7 @@
 #include "kdist.h"
 #include "kmsd.h"
 #include "log.h"
+#include "nbkme.h"
 #include "ppetp.h"
 
 #define TICK_MS 200
@@ -187,6 +188,8 @@ static void op_commit(void *arg, const char *peer, const char *src, uint64_t txi
 	}
 	if (cookie == KD_XFER_COOKIE)
 		kd_xfer_done(x->d, peer, rc == 0);
+	else if (cookie == NB_XFER_COOKIE)
+		nb_xfer_done(x->d, peer, rc == 0);
 	else if (cookie)
 		ctl_xfer_done(x->d, cookie, rc < 0 ? -EIO : 0, peer, txid, len, fp);
 }
@@ -209,6 +212,8 @@ static void op_failed(void *arg, uint64_t cookie, const char *dst, int err)
 	log_warnx("transfer to %s failed after every attempt: %s", dst, xfer_strerror(err));
 	if (cookie == KD_XFER_COOKIE)
 		kd_xfer_done(x->d, dst, 0);
+	else if (cookie == NB_XFER_COOKIE)
+		nb_xfer_done(x->d, dst, 0);
 	else if (cookie)
 		ctl_xfer_done(x->d, cookie, err, dst, 0, 0, NULL);
 }
