@@ -749,9 +749,14 @@ static void on_keys(struct nb *nb, struct link *l, const struct msg *m)
 	}
 	if (!why && !rc)
 		rc = -1;
-	if (began)
+	/*
+	 * A piece taken in the rolled-back transaction is verified in the store again while
+	 * memory holds its bytes: forget it, so that it can never be cut without its take.
+	 */
+	if (began) {
 		store_rollback(d->st);
-	carve_drop(n, &n->rx, 1);
+		carve_drop(n, &n->rx, 1);
+	}
 	n->refused_rx += m->sae.nkeys;
 	if (rc < 0) {
 		nb->store_errors++;
