@@ -84,6 +84,7 @@ static void group_done(void *arg, int ok, uint64_t ops)
 	d->group_ppetp = 0;
 	peer_release_held(d);
 	ctl_release_held(d);
+	nb_release_held(d);
 }
 
 static struct cache_params params_of(const struct kms_config *cf)

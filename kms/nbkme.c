@@ -77,12 +77,21 @@ struct nb_req {
 	struct msg_sae_key *where;	/* per key: piece and offset */
 };
 
+/* A dec_keys answer waiting for the store group that took its keys to commit. */
+struct nb_held {
+	struct nb_held *next;
+	struct e14_req *rq;		/* NULL once the client went away */
+	struct e14_key *keys;
+	size_t n, cap;			/* keys; bytes allocated for each */
+};
+
 struct nb {
 	struct kmsd *d;
 	struct e14srv *srv;
 	struct nb_node *nodes[NB_MAX_NODES];
 	size_t n_nodes;
 	struct nb_req *reqs;		/* oldest first */
+	struct nb_held *held, **held_tail;
 	struct msg *msg;		/* scratch (large) */
 	uint64_t seq;
 	int64_t last_expire_ms;
@@ -194,7 +203,8 @@ static int take_piece(struct nb *nb, struct nb_node *n)
 		goto fail;
 	if (!n->tx && !(n->tx = carve_new()))
 		goto fail;
-	if (store_begin(d->st))
+	/* durable before any key of it leaves: MSG_SAE is held until the group commits */
+	if (store_begin_grouped(d->st))
 		goto fail;
 	if (l->quantum) {
 		rc = store_take_parity_tx(d->st, n->id, l->cache.leader ? 0 : 1, 1, b, 1, &got);
@@ -206,7 +216,7 @@ static int take_piece(struct nb *nb, struct nb_node *n)
 		if (rc == 0 && store_xfer_consume(d->st, n->id, d->cf.node_id, b->id) != 0)
 			rc = -1;
 	}
-	if (rc < 0 || (rc == 0 && store_commit(d->st))) {
+	if (rc < 0 || (rc == 0 && store_release(d->st))) {
 		store_rollback(d->st);
 		explicit_bzero(b->key, b->len);
 		goto fail;
@@ -553,42 +563,65 @@ static void op_enc_keys(void *arg, struct e14_req *rq, const char *master, const
 	cut(nb, r);
 }
 
+static void held_free(struct nb_held *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (h->keys[i].key) {
+			explicit_bzero(h->keys[i].key, h->cap);
+			free(h->keys[i].key);
+		}
+	free(h->keys);
+	free(h);
+}
+
+/*
+ * The slave SAE fetches keys held for it: all or none, each taken (deleted) in the store
+ * group; the answer leaves once the group committed (nb_release_held).
+ */
 static void op_dec_keys(void *arg, struct e14_req *rq, const char *slave, const char *master,
 			const struct e14_key_ids *ids)
 {
 	struct nb *nb = arg;
 	struct kmsd *d = nb->d;
-	struct e14_key *keys = calloc(ids->n, sizeof(*keys));
+	struct nb_held *h = calloc(1, sizeof(*h));
 	const char *detail = NULL;
 	size_t i, len;
 	int rc = 0;
 
-	if (!keys) {
+	if (h) {
+		h->cap = d->cf.e14.max_key_size / 8;
+		h->keys = calloc(ids->n, sizeof(*h->keys));
+	}
+	if (!h || !h->keys) {
+		free(h);
 		e14_req_error(rq, 503, "out of memory", NULL, NULL, 0);
 		return;
 	}
+	h->n = ids->n;
 	if (!config_find_sae(&d->cf, master)) {
-		free(keys);
+		held_free(h);
 		e14_req_error(rq, 400, "master_SAE_ID is not known to this KME", NULL, NULL, 0);
 		return;
 	}
-	if (store_begin(d->st)) {
-		free(keys);
+	if (store_begin_grouped(d->st)) {
+		held_free(h);
 		nb->store_errors++;
 		e14_req_error(rq, 503, "key store error", NULL, NULL, 0);
 		return;
 	}
 	for (i = 0; i < ids->n && rc == 0; i++) {
-		keys[i].key = malloc(d->cf.e14.max_key_size / 8);
-		memcpy(keys[i].key_id, ids->ids[i], sizeof(keys[i].key_id));
-		rc = keys[i].key ? store_sae_take(d->st, ids->ids[i], slave, master, keys[i].key,
-						  d->cf.e14.max_key_size / 8, &len) : -1;
+		struct e14_key *k = &h->keys[i];
+
+		k->key = malloc(h->cap);
+		memcpy(k->key_id, ids->ids[i], sizeof(k->key_id));
+		rc = k->key ? store_sae_take(d->st, ids->ids[i], slave, master, k->key, h->cap,
+					     &len) : -1;
 		if (rc == 0)
-			keys[i].len = len;
+			k->len = len;
 		else if (rc == 1)
 			detail = ids->ids[i];
 	}
-	if (rc || store_commit(d->st)) {
+	if (rc || store_release(d->st)) {
 		store_rollback(d->st);
 		if (rc == 1) {
 			nb->dec_refused++;
@@ -600,16 +633,33 @@ static void op_dec_keys(void *arg, struct e14_req *rq, const char *slave, const 
 			nb->store_errors++;
 			e14_req_error(rq, 503, "key store error", NULL, NULL, 0);
 		}
-	} else {
-		nb->dec_delivered += ids->n;
-		e14_req_keys(rq, keys, ids->n);
+		held_free(h);
+		return;
 	}
-	for (i = 0; i < ids->n; i++)
-		if (keys[i].key) {
-			explicit_bzero(keys[i].key, d->cf.e14.max_key_size / 8);
-			free(keys[i].key);
+	h->rq = rq;
+	e14_req_set_data(rq, h);
+	*nb->held_tail = h;
+	nb->held_tail = &h->next;
+	if (!store_group_pending(d->st))	/* no group commit: already durable */
+		nb_release_held(d);
+}
+
+void nb_release_held(struct kmsd *d)
+{
+	struct nb *nb = d->nb;
+	struct nb_held *h;
+
+	if (!nb)
+		return;
+	while ((h = nb->held)) {
+		nb->held = h->next;
+		if (h->rq) {
+			nb->dec_delivered += h->n;
+			e14_req_keys(h->rq, h->keys, h->n);
 		}
-	free(keys);
+		held_free(h);
+	}
+	nb->held_tail = &nb->held;
 }
 
 static void op_cancel(void *arg, struct e14_req *rq)
@@ -619,6 +669,11 @@ static void op_cancel(void *arg, struct e14_req *rq)
 
 	if (!r)
 		return;
+	for (struct nb_held *h = nb->held; h; h = h->next)
+		if (h->rq == rq) {
+			h->rq = NULL;	/* taken in the group: wiped when it commits */
+			return;
+		}
 	r->rq = NULL;
 	if (r->state == R_CUTTING) {
 		/* keys cut and never named to anyone: gone with the request */
@@ -714,7 +769,7 @@ static void on_keys(struct nb *nb, struct link *l, const struct msg *m)
 		why = "the master SAE is not an SAE of the sending node";
 	else if (m->sae.key_len > d->cf.e14.max_key_size / 8)
 		why = "keys larger than this node's max-key-size";
-	else if (store_begin(d->st))
+	else if (store_begin_grouped(d->st))
 		rc = -1;
 	else
 		began = 1;
@@ -741,7 +796,7 @@ static void on_keys(struct nb *nb, struct link *l, const struct msg *m)
 		}
 		n->rx->off = k->off + m->sae.key_len;
 	}
-	if (!why && rc == 0 && store_commit(d->st) == 0) {
+	if (!why && rc == 0 && store_release(d->st) == 0) {
 		n->stored_rx += m->sae.nkeys;
 		/* the ack leaves after the commit (peer_send holds it while a group is open) */
 		send_ack(l, m->sae.seq, 1);
@@ -874,6 +929,7 @@ int nb_init(struct kmsd *d)
 		return -1;
 	}
 	nb->d = d;
+	nb->held_tail = &nb->held;
 	nb->last_expire_ms = now_ms();
 	nb->srv = e14srv_new(d->base, &sc, &nb_ops, nb, err, sizeof(err));
 	if (!nb->srv) {
@@ -895,6 +951,12 @@ void nb_free(struct kmsd *d)
 	if (!nb)
 		return;
 	e14srv_free(nb->srv);		/* cancels what is pending */
+	while (nb->held) {
+		struct nb_held *h = nb->held;
+
+		nb->held = h->next;
+		held_free(h);
+	}
 	while (nb->reqs)
 		req_free(nb, nb->reqs);
 	for (size_t i = 0; i < nb->n_nodes; i++) {

@@ -30,6 +30,8 @@ int nb_check(const struct kms_e14_listen *e, char *err, size_t errlen);
 int nb_recv(struct link *l, const struct msg *m);
 /* A transfer started with NB_XFER_COOKIE to node peer ended (ok: committed). */
 void nb_xfer_done(struct kmsd *d, const char *peer, int ok);
+/* The store group committed: dec_keys answers held since it opened go out. */
+void nb_release_held(struct kmsd *d);
 /* Once a second: deadlines, expiry of slave keys never fetched. */
 void nb_tick(struct kmsd *d);
 /* kmsctl saes */

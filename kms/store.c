@@ -370,6 +370,39 @@ int store_commit(struct store *st)
 	return 0;
 }
 
+int store_begin_grouped(struct store *st)
+{
+	if (!st->group_on)
+		return store_begin(st);
+	if (!st->group_open) {
+		if (exec(st, "BEGIN IMMEDIATE"))
+			return -1;
+		st->group_open = 1;
+		if (st->group_opened)
+			st->group_opened(st->group_arg);
+	}
+	if (exec(st, "SAVEPOINT tx"))
+		return -1;
+	st->group_ops++;
+	st->tx_in_group = 1;
+	st->in_tx = 1;
+	return 0;
+}
+
+int store_release(struct store *st)
+{
+	if (!st->tx_in_group)
+		return store_commit(st);
+	st->in_tx = 0;
+	st->tx_in_group = 0;
+	if (exec(st, "RELEASE tx")) {
+		exec(st, "ROLLBACK TO tx");
+		exec(st, "RELEASE tx");
+		return -1;
+	}
+	return 0;
+}
+
 void store_rollback(struct store *st)
 {
 	st->in_tx = 0;

@@ -76,6 +76,15 @@ int store_recover(struct store *st);
 int store_begin(struct store *st);
 int store_commit(struct store *st);
 void store_rollback(struct store *st);
+/*
+ * A batch that only has to be durable before what depends on it leaves the process: with
+ * group commit it joins the group (opening one if none is open) and store_release ends
+ * the batch without committing the group -- the owner holds what depends on it until
+ * done(arg, 1, ops). Without group commit these are store_begin and store_commit.
+ * store_rollback undoes such a batch alone.
+ */
+int store_begin_grouped(struct store *st);
+int store_release(struct store *st);
 
 /*
  * Group commit: from now on, every single operation called outside store_begin joins one
