@@ -328,6 +328,13 @@ for name, r in (("256-bit keys", r1), ("32 KiB keys", r32k)):
         info("key plane: ETSI 014 enc+dec p50, p99 ms; CPU e14bench, kmesimd (%s)" % name,
              "%.1f, %.1f; %s, %s" % (float(r["p50_ms"]), float(r["p99_ms"]), r["client_cpu"],
                                      r["server_cpu"] or "-"))
+# kmsd's own KME (bench/nbkme.sh): information beside kmesimd's figures
+for line in (read("nbkme.txt") or "").splitlines():
+    if line.startswith("e14bench:") and "kme=kmsd" in line:
+        kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        info("key plane: kmsd's ETSI 014 KME pairs/s (256-bit keys, %s a request; p50, p99 ms)"
+             % kv.get("number", "?"), "%.0f pairs/s; %s, %s" % (float(kv.get("pairs_per_s", 0)),
+                                                              kv.get("p50_ms"), kv.get("p99_ms")))
 lw = read("lowwater.txt")
 m = re.search(r"lowwater: n=(\d+) median_ms=([\d.]+) p90_ms=([\d.]+) poll_ms=([\d.]+)", lw or "")
 if m:

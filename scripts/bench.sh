@@ -15,7 +15,8 @@
 #           WireGuard / IPsec ESP AES-GCM, 1 stream and one per host CPU; round-trip latency;
 #           1-1000 concurrent flows; key efficiency
 #   keys    verified key throughput of one link (bench/kms-cache.sh); ETSI GS QKD 014 key
-#           delivery by kmesimd over mutual TLS (bench/e14.sh); key transfer through
+#           delivery by kmesimd over mutual TLS (bench/e14.sh) and by kmsd's own KME
+#           (bench/nbkme.sh); key transfer through
 #           1, 2, 3 trusted relays (bench/kms-relay.sh); kernel low-watermark event to
 #           key in the ring with two kmsd in UML (bench/lowwater.sh)
 #
@@ -128,6 +129,9 @@ grep "^kms-cache:" "$out/kms-cache.txt"
 step "key plane: ETSI GS QKD 014 key delivery over mutual TLS (kmesimd, bench/e14.sh; about 20 s)"
 "$top/bench/e14.sh" "$out" >"$out/e14.txt" 2>&1 || failed+=(e14)
 grep "^e14bench:" "$out/e14.txt"
+step "key plane: kmsd's own ETSI 014 KME, two neighbours (bench/nbkme.sh; about 20 s)"
+"$top/bench/nbkme.sh" "$out" >"$out/nbkme.txt" 2>&1 || failed+=(nbkme)
+grep "^e14bench:" "$out/nbkme.txt"
 
 step "key plane: kernel low-watermark event -> key in the ring (two kmsd in UML; about 2 minutes)"
 if "$top/bench/lowwater-run.sh" "$out/lowwater.out"; then
