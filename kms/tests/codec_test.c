@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -311,6 +312,325 @@ static void test_qkd_frame(void **state)
 	}
 }
 
+/*
+ * MSG_SAE: where the keys of one enc_keys request lie (SAE_KEYS) and the slave node's answer
+ * (SAE_ACK). Round trips at both bounds, the exact wire bytes, every encoder refusal.
+ */
+static void sae_keys(uint16_t nkeys, uint8_t kind)
+{
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_SAE;
+	in.sae.op = SAE_KEYS;
+	in.sae.status = kind;
+	in.sae.nkeys = nkeys;
+	in.sae.seq = 0x1112131415161718ULL;
+	in.sae.key_len = 32;
+	strcpy(in.sae.master, "SAE_A");
+	strcpy(in.sae.slave, "sae-b");
+	for (uint16_t i = 0; i < nkeys; i++) {
+		snprintf(in.sae.key[i].id, sizeof(in.sae.key[i].id),
+			 "%08x-7d60-487f-adc1-4ddcc177c139", i);
+		in.sae.key[i].ref = 0x0102030405060708ULL + i;
+		in.sae.key[i].off = 0xa0b0c0d0U + 32 * i;
+	}
+}
+
+static void test_sae_frame(void **state)
+{
+	static const char uuid[] = "bc490419-7d60-487f-adc1-4ddcc177c139";
+
+	sae_keys(1, SAE_LINK);
+	strcpy(in.sae.key[0].id, uuid);
+	roundtrip(&in, MSG_HDR_LEN + 18 + 5 + 5 + 48);
+	assert_memory_equal(buf, "\x01\x09\x00\x00\x00\x00\x00\x4c"
+			    "\x01\x00\x00\x01\x11\x12\x13\x14\x15\x16\x17\x18\x00\x00\x00\x20"
+			    "\x05" "SAE_A" "\x05" "sae-b", 8 + 16 + 12);
+	assert_memory_equal(buf + 36, uuid, 36);
+	assert_memory_equal(buf + 72, "\x01\x02\x03\x04\x05\x06\x07\x08\xa0\xb0\xc0\xd0", 12);
+	assert_int_equal(out.sae.op, SAE_KEYS);
+	assert_int_equal(out.sae.status, SAE_LINK);
+	assert_int_equal(out.sae.nkeys, 1);
+	assert_true(out.sae.seq == 0x1112131415161718ULL);
+	assert_int_equal(out.sae.key_len, 32);
+	assert_string_equal(out.sae.master, "SAE_A");
+	assert_string_equal(out.sae.slave, "sae-b");
+	assert_string_equal(out.sae.key[0].id, uuid);
+	assert_true(out.sae.key[0].ref == 0x0102030405060708ULL);
+	assert_true(out.sae.key[0].off == 0xa0b0c0d0U);
+	assert_string_equal(msg_type_name(MSG_SAE), "sae");
+	/* the most keys of a transfer key, both SAE_IDs at their longest: within the bound */
+	sae_keys(MSG_SAE_MAX_KEYS, SAE_XFER);
+	for (size_t i = 0; i < KMS_SAE_ID_MAX; i++) {
+		in.sae.master[i] = (char)(0x21 + i % 94);
+		in.sae.slave[i] = (char)(0x7e - i % 94);
+	}
+	roundtrip(&in, MSG_HDR_LEN + 18 + 2 * KMS_SAE_ID_MAX + MSG_SAE_MAX_KEYS * 48);
+	assert_int_equal(out.sae.status, SAE_XFER);
+	assert_int_equal(out.sae.nkeys, MSG_SAE_MAX_KEYS);
+	assert_string_equal(out.sae.master, in.sae.master);
+	assert_string_equal(out.sae.slave, in.sae.slave);
+	for (size_t i = 0; i < MSG_SAE_MAX_KEYS; i++) {
+		assert_string_equal(out.sae.key[i].id, in.sae.key[i].id);
+		assert_true(out.sae.key[i].ref == in.sae.key[i].ref);
+		assert_true(out.sae.key[i].off == in.sae.key[i].off);
+	}
+	/* a buffer one byte short */
+	assert_int_equal(codec_encode(&in, buf, MSG_HDR_LEN + 18 + 2 * KMS_SAE_ID_MAX +
+				      MSG_SAE_MAX_KEYS * 48 - 1), -1);
+	/* the answers: a status and the seq, nothing else */
+	for (uint8_t s = SAE_GOT; s <= SAE_NOT_GOT; s++) {
+		memset(&in, 0, sizeof(in));
+		in.type = MSG_SAE;
+		in.sae.op = SAE_ACK;
+		in.sae.status = s;
+		in.sae.seq = 77 + s;
+		roundtrip(&in, MSG_HDR_LEN + 18);
+		assert_memory_equal(buf, "\x01\x09\x00\x00\x00\x00\x00\x12\x02", 9);
+		assert_int_equal(out.sae.op, SAE_ACK);
+		assert_int_equal(out.sae.status, s);
+		assert_true(out.sae.seq == 77u + s);
+		assert_int_equal(out.sae.nkeys, 0);
+		assert_int_equal(out.sae.key_len, 0);
+		assert_string_equal(out.sae.master, "");
+		assert_string_equal(out.sae.slave, "");
+	}
+}
+
+static void test_sae_encode_rejects(void **state)
+{
+	/* SAE_KEYS: no key, too many, unknown kind, key length 0, an empty or bad SAE_ID */
+	sae_keys(1, SAE_LINK);
+	assert_true(codec_encode(&in, buf, sizeof(buf)) > 0);
+	in.sae.nkeys = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.nkeys = MSG_SAE_MAX_KEYS + 1;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, 2);
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_XFER);
+	in.sae.key_len = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	in.sae.master[0] = '\0';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	in.sae.slave[0] = '\0';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	in.sae.master[2] = ' ';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	in.sae.slave[4] = '\x7f';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	memset(in.sae.master, 'm', sizeof(in.sae.master));	/* 128 bytes, no NUL */
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(1, SAE_LINK);
+	memset(in.sae.slave, 's', sizeof(in.sae.slave));
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	/* a key_ID of 35 or 37 characters, or with a space; in the last of several keys */
+	sae_keys(3, SAE_LINK);
+	in.sae.key[2].id[35] = '\0';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(3, SAE_LINK);
+	in.sae.key[2].id[36] = '0';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	sae_keys(3, SAE_LINK);
+	in.sae.key[2].id[8] = ' ';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	/* an unknown op */
+	sae_keys(1, SAE_LINK);
+	in.sae.op = 0;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.op = 3;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	/* SAE_ACK: an unknown status, keys, a key length or an SAE_ID */
+	memset(&in, 0, sizeof(in));
+	in.type = MSG_SAE;
+	in.sae.op = SAE_ACK;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), MSG_HDR_LEN + 18);
+	in.sae.status = 2;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.status = SAE_NOT_GOT;
+	in.sae.nkeys = 1;
+	strcpy(in.sae.key[0].id, "bc490419-7d60-487f-adc1-4ddcc177c139");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.nkeys = 0;
+	in.sae.key_len = 32;
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.key_len = 0;
+	strcpy(in.sae.master, "SAE_A");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.master[0] = '\0';
+	strcpy(in.sae.slave, "SAE_B");
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), -1);
+	in.sae.slave[0] = '\0';
+	assert_int_equal(codec_encode(&in, buf, sizeof(buf)), MSG_HDR_LEN + 18);
+}
+
+static int sae_dec(const uint8_t *p, size_t pl)
+{
+	return codec_decode_payload(MSG_SAE, p, pl, &out);
+}
+
+/* Writes an MSG_SAE payload field by field (SAE_ID lengths as given); returns its length. */
+static size_t sae_craft(uint8_t *p, uint8_t op, uint8_t status, uint16_t nkeys,
+			uint32_t key_len, const char *master, const char *slave)
+{
+	size_t ml = strlen(master), sl = strlen(slave), pos = 16;
+
+	memset(p, 0, 16);
+	p[0] = op;
+	p[1] = status;
+	p[2] = (uint8_t)(nkeys >> 8);
+	p[3] = (uint8_t)nkeys;
+	p[11] = 42;		/* seq */
+	p[12] = (uint8_t)(key_len >> 24);
+	p[13] = (uint8_t)(key_len >> 16);
+	p[14] = (uint8_t)(key_len >> 8);
+	p[15] = (uint8_t)key_len;
+	p[pos++] = (uint8_t)ml;
+	memcpy(p + pos, master, ml);
+	pos += ml;
+	p[pos++] = (uint8_t)sl;
+	memcpy(p + pos, slave, sl);
+	pos += sl;
+	for (uint16_t i = 0; i < nkeys; i++, pos += 48) {
+		memcpy(p + pos, "bc490419-7d60-487f-adc1-4ddcc177c139", 36);
+		memset(p + pos + 36, 7, 12);
+	}
+	return pos;
+}
+
+/* Decoder refusals: a good SAE_KEYS of two keys cut and altered, and crafted payloads. */
+static void test_sae_decode_rejects(void **state)
+{
+	static const uint8_t bad[] = { 0x00, 0x20, 0x7f, 0x80, 0xff };
+	static uint8_t p[1024];
+	char id[KMS_SAE_ID_MAX + 2];
+	uint8_t *k = p + 28;	/* the first key */
+	size_t pl;
+	long n;
+
+	sae_keys(2, SAE_LINK);
+	n = codec_encode(&in, buf, sizeof(buf));
+	assert_int_equal(n, MSG_HDR_LEN + 18 + 10 + 2 * 48);
+	pl = (size_t)n - MSG_HDR_LEN;
+	memcpy(p, buf + MSG_HDR_LEN, pl);
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	/* truncated anywhere: in the fixed part, an SAE_ID, a key; and a trailing byte */
+	assert_int_equal(sae_dec(p, 0), CODEC_ELENGTH);
+	assert_int_equal(sae_dec(p, 16), CODEC_ELENGTH);
+	assert_int_equal(sae_dec(p, 17), CODEC_ELENGTH);
+	assert_int_equal(sae_dec(p, 18), CODEC_EFIELD);	/* master: length 5, 1 byte left */
+	assert_int_equal(sae_dec(p, 21), CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, 22), CODEC_EFIELD);	/* no slave length byte */
+	assert_int_equal(sae_dec(p, 27), CODEC_EFIELD);	/* slave's last byte missing */
+	assert_int_equal(sae_dec(p, 28), CODEC_ELENGTH);	/* no keys */
+	assert_int_equal(sae_dec(p, pl - 48), CODEC_ELENGTH);	/* one key of two */
+	assert_int_equal(sae_dec(p, pl - 1), CODEC_ELENGTH);
+	p[pl] = 0;
+	assert_int_equal(sae_dec(p, pl + 1), CODEC_ELENGTH);
+	/* nkeys disagrees with the payload; above the bound it is a field error */
+	p[3] = 1;
+	assert_int_equal(sae_dec(p, pl), CODEC_ELENGTH);
+	p[3] = 3;
+	assert_int_equal(sae_dec(p, pl), CODEC_ELENGTH);
+	p[2] = 0x04;	/* 1025 */
+	p[3] = 0x01;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[2] = 0xff;
+	p[3] = 0xff;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[2] = 0;
+	p[3] = 0;	/* no key at all */
+	assert_int_equal(sae_dec(p, pl - 96), CODEC_EFIELD);
+	p[3] = 2;
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	/* an SAE_ID length byte beyond the payload, or above KMS_SAE_ID_MAX */
+	p[16] = (uint8_t)(pl - 16);	/* one byte beyond */
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[16] = 0xff;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[16] = 5;
+	p[22] = (uint8_t)(pl - 22);
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[22] = KMS_SAE_ID_MAX + 1;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[22] = 5;
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	/* a non-printable byte in either SAE_ID or in any key_ID */
+	for (size_t i = 0; i < sizeof(bad); i++) {
+		uint8_t *at[] = { p + 17, p + 21, p + 23, p + 27, k, k + 8, k + 48 + 35 };
+
+		for (size_t j = 0; j < sizeof(at) / sizeof(at[0]); j++) {
+			uint8_t save = *at[j];
+
+			*at[j] = bad[i];
+			assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+			*at[j] = save;
+		}
+	}
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	/* fields: unknown kind, key length 0, unknown op, an ACK with keys */
+	p[1] = 2;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[1] = SAE_XFER;
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	memset(p + 12, 0, 4);
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[15] = 32;
+	p[0] = 0;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[0] = 3;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	p[0] = SAE_ACK;
+	p[1] = SAE_GOT;
+	assert_int_equal(sae_dec(p, pl), CODEC_EFIELD);
+	/* crafted SAE_KEYS: an empty master or slave SAE_ID */
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_LINK, 1, 32, "A", "B")),
+			 CODEC_OK);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_LINK, 1, 32, "", "B")),
+			 CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_LINK, 1, 32, "A", "")),
+			 CODEC_EFIELD);
+	/* an SAE_ID of KMS_SAE_ID_MAX bytes is read; one byte more is not */
+	memset(id, 'x', sizeof(id));
+	id[KMS_SAE_ID_MAX] = '\0';
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_XFER, 2, 32, id, id)), CODEC_OK);
+	assert_string_equal(out.sae.master, id);
+	assert_string_equal(out.sae.slave, id);
+	id[KMS_SAE_ID_MAX] = 'x';
+	id[KMS_SAE_ID_MAX + 1] = '\0';
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_XFER, 2, 32, id, "B")),
+			 CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_KEYS, SAE_XFER, 2, 32, "A", id)),
+			 CODEC_EFIELD);
+	/* SAE_ACK: empty but for status and seq; an SAE_ID, a key length or keys refused */
+	pl = sae_craft(p, SAE_ACK, SAE_NOT_GOT, 0, 0, "", "");
+	assert_int_equal(pl, 18);
+	assert_int_equal(sae_dec(p, pl), CODEC_OK);
+	assert_true(out.sae.seq == 42);
+	assert_int_equal(sae_dec(p, pl + 1), CODEC_ELENGTH);
+	assert_int_equal(sae_dec(p, pl - 1), CODEC_ELENGTH);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_ACK, 2, 0, 0, "", "")), CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_ACK, SAE_GOT, 0, 32, "", "")), CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_ACK, SAE_GOT, 0, 0, "A", "")), CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_ACK, SAE_GOT, 0, 0, "", "B")), CODEC_EFIELD);
+	assert_int_equal(sae_dec(p, sae_craft(p, SAE_ACK, SAE_GOT, 1, 0, "", "")), CODEC_EFIELD);
+	/* the same through codec_decode: a whole frame is refused, not taken as incomplete */
+	sae_keys(1, SAE_LINK);
+	n = codec_encode(&in, buf, sizeof(buf));
+	assert_true(n > 0);
+	buf[MSG_HDR_LEN + 17] = ' ';
+	{
+		size_t used = 0;
+
+		assert_int_equal(codec_decode(buf, (size_t)n, &out, &used), CODEC_EFIELD);
+		assert_int_equal(used, 0);
+	}
+}
+
 static void test_payload_rejects(void **state)
 {
 	uint8_t p[64] = { 0 };
@@ -411,6 +731,9 @@ int main(void)
 		cmocka_unit_test(test_header_rejects),
 		cmocka_unit_test(test_ppetp_frame),
 		cmocka_unit_test(test_qkd_frame),
+		cmocka_unit_test(test_sae_frame),
+		cmocka_unit_test(test_sae_encode_rejects),
+		cmocka_unit_test(test_sae_decode_rejects),
 		cmocka_unit_test(test_payload_rejects),
 		cmocka_unit_test(test_encode_rejects),
 		cmocka_unit_test(test_stream_of_frames),

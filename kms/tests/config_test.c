@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -208,6 +209,174 @@ static void test_etsi014(void **state)
 	assert_false(config_valid_sae_id("\x7f"));
 }
 
+#define E14 "etsi014-listen 127.0.0.1:8443 cert /p/kme.crt key /p/kme.key ca /p/sae-ca.crt\n"
+#define NBS "neighbour kms-b qkd-sim unix:/s end a\nremote kms-c\n"
+
+/* kmsd as an ETSI 014 KME for SAEs: etsi014-listen and sae lines, and their errors */
+static void test_etsi014_listen(void **state)
+{
+	static const struct { const char *text, *msg; } cases[] = {
+		{ BASE E14 E14, "t.conf:8: duplicate etsi014-listen: `127.0.0.1:8443'" },
+		{ BASE "etsi014-listen\n",
+		  "t.conf:7: etsi014-listen needs HOST:PORT: `etsi014-listen'" },
+		{ BASE "etsi014-listen 127.0.0.1 cert /c key /k ca /a\n",
+		  "t.conf:7: etsi014-listen address is not host:port: `127.0.0.1'" },
+		{ BASE "etsi014-listen h:1 key /k ca /a\n",
+		  "t.conf:7: etsi014-listen needs cert, key and ca: `h:1'" },
+		{ BASE "etsi014-listen h:1 cert /c ca /a\n",
+		  "t.conf:7: etsi014-listen needs cert, key and ca: `h:1'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k\n",
+		  "t.conf:7: etsi014-listen needs cert, key and ca: `h:1'" },
+		{ BASE "etsi014-listen h:1\n",
+		  "t.conf:7: etsi014-listen needs cert, key and ca: `h:1'" },
+		{ BASE "etsi014-listen h:1 cert c key /k ca /a\n",
+		  "t.conf:7: etsi014-listen cert must be an absolute path: `c'" },
+		{ BASE "etsi014-listen h:1 cert /c key k ca /a\n",
+		  "t.conf:7: etsi014-listen key must be an absolute path: `k'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca a\n",
+		  "t.conf:7: etsi014-listen ca must be an absolute path: `a'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a port 2\n",
+		  "t.conf:7: unknown etsi014-listen option: `port'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a key-ttl\n",
+		  "t.conf:7: etsi014-listen option needs a value: `key-ttl'" },
+		{ BASE "etsi014-listen h:1 cert\n",
+		  "t.conf:7: etsi014-listen option needs a value: `cert'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a key-size 100\n",
+		  "t.conf:7: key-size must be a multiple of 8 bits: `100'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-key-size 1004\n",
+		  "t.conf:7: max-key-size must be a multiple of 8 bits: `1004'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a key-size 56\n",
+		  "t.conf:7: key-size out of range [64, 65536]: `56'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-key-size 65544\n",
+		  "t.conf:7: max-key-size out of range [64, 65536]: `65544'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a key-size 16384\n",
+		  "t.conf:7: etsi014-listen key-size exceeds max-key-size: `16384'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-key-size 128 key-size 256\n",
+		  "t.conf:7: etsi014-listen key-size exceeds max-key-size: `256'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-keys 0\n",
+		  "t.conf:7: max-keys out of range [1, 1024]: `0'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-keys 1025\n",
+		  "t.conf:7: max-keys out of range [1, 1024]: `1025'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-keys 1k\n",
+		  "t.conf:7: max-keys is not a number: `1k'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a max-connections 4097\n",
+		  "t.conf:7: max-connections out of range [1, 4096]: `4097'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a key-ttl 9\n",
+		  "t.conf:7: key-ttl out of range [10, 2592000]: `9'" },
+		{ BASE "etsi014-listen h:1 cert /c key /k ca /a kme-id kme/a\n",
+		  "t.conf:7: invalid etsi014-listen kme-id: `kme/a'" },
+		{ BASE "sae\n", "t.conf:7: sae needs an SAE_ID: `sae'" },
+		{ BASE "sae SAE/1 node kms-a\n", "t.conf:7: invalid SAE_ID: `SAE/1'" },
+		{ BASE "sae a?b node kms-a\n", "t.conf:7: invalid SAE_ID: `a?b'" },
+		{ BASE "sae A node kms-a\nsae B node kms-a\nsae A node kms-a\n",
+		  "t.conf:9: duplicate sae: `A'" },
+		{ BASE "sae A\n", "t.conf:7: sae needs a node: `A'" },
+		{ BASE "sae A cn a.example\n", "t.conf:7: sae needs a node: `A'" },
+		{ BASE "sae A node\n", "t.conf:7: sae option needs a value: `node'" },
+		{ BASE "sae A node kms/b\n", "t.conf:7: invalid sae node id: `kms/b'" },
+		{ BASE "sae A node kms-a cn a%2f\n", "t.conf:7: invalid sae cn: `a%2f'" },
+		{ BASE "sae A node kms-a colour blue\n", "t.conf:7: unknown sae option: `colour'" },
+		{ BASE NBS "sae A node kms-d\n",
+		  "t.conf: sae A: its node is neither this node nor a neighbour or remote: "
+		  "`kms-d'" },
+		{ BASE NBS "sae A node kms-a cn X\nsae B node kms-b\nsae C node kms-a cn X\n",
+		  "t.conf:11: two SAEs of node kms-a with the same certificate cn: `X'" },
+		{ BASE NBS "sae A node kms-c\nsae B node kms-c cn A\n",
+		  "t.conf:10: two SAEs of node kms-c with the same certificate cn: `A'" },
+	};
+	static char text[16384];
+	char id[KMS_SAE_ID_MAX + 2];
+	size_t n;
+
+	/* everything given; a line of 20 words */
+	assert_int_equal(parse(BASE NBS "etsi014-listen [::1]:8443 cert /p/kme.crt key /p/kme.key "
+			       "ca /p/sae-ca.crt kme-id KME_A max-connections 16 max-keys 64 "
+			       "key-size 512 max-key-size 4096 key-ttl 30\n"
+			       "sae SAE_A node kms-a cn sae-a.example\nsae SAE_B node kms-b\n"
+			       "sae SAE_C cn sae-a.example node kms-c\n"), 0);
+	assert_string_equal(cf.e14.listen, "[::1]:8443");
+	assert_string_equal(cf.e14.cert, "/p/kme.crt");
+	assert_string_equal(cf.e14.key, "/p/kme.key");
+	assert_string_equal(cf.e14.ca, "/p/sae-ca.crt");
+	assert_string_equal(cf.e14.kme_id, "KME_A");
+	assert_int_equal(cf.e14.max_connections, 16);
+	assert_int_equal(cf.e14.max_keys, 64);
+	assert_int_equal(cf.e14.key_size, 512);
+	assert_int_equal(cf.e14.max_key_size, 4096);
+	assert_int_equal(cf.e14.key_ttl_s, 30);
+	assert_int_equal(cf.n_sae, 3);
+	assert_string_equal(cf.sae[0].id, "SAE_A");
+	assert_string_equal(cf.sae[0].node, "kms-a");
+	assert_string_equal(cf.sae[0].cn, "sae-a.example");
+	assert_string_equal(cf.sae[1].node, "kms-b");
+	assert_string_equal(cf.sae[1].cn, "SAE_B");	/* the SAE_ID by default */
+	assert_string_equal(cf.sae[2].node, "kms-c");
+	assert_string_equal(cf.sae[2].cn, "sae-a.example");	/* another node: no clash */
+	assert_ptr_equal(config_find_sae(&cf, "SAE_C"), &cf.sae[2]);
+	assert_ptr_equal(config_find_sae(&cf, "SAE_A"), &cf.sae[0]);
+	assert_null(config_find_sae(&cf, "SAE_D"));
+	assert_null(config_find_sae(&cf, "sae_a"));
+	/* the defaults; the KME_ID is the node id */
+	assert_int_equal(parse(BASE E14), 0);
+	assert_string_equal(cf.e14.listen, "127.0.0.1:8443");
+	assert_string_equal(cf.e14.kme_id, "kms-a");
+	assert_int_equal(cf.e14.max_connections, 256);
+	assert_int_equal(cf.e14.max_keys, 128);
+	assert_int_equal(cf.e14.key_size, 256);
+	assert_int_equal(cf.e14.max_key_size, 8192);
+	assert_int_equal(cf.e14.key_ttl_s, 600);
+	assert_int_equal(cf.n_sae, 0);
+	/* off without the line; an SAE of this node alone needs no neighbour */
+	assert_int_equal(parse(BASE "sae A node kms-a\n"), 0);
+	assert_string_equal(cf.e14.listen, "");
+	assert_string_equal(cf.e14.kme_id, "");
+	assert_int_equal(cf.n_sae, 1);
+	/* the bounds of each number */
+	assert_int_equal(parse(BASE "etsi014-listen h:1 cert /c key /k ca /a max-connections 1 "
+			       "max-keys 1024 key-size 64 max-key-size 65536 "
+			       "key-ttl 2592000\n"), 0);
+	assert_int_equal(cf.e14.max_connections, 1);
+	assert_int_equal(cf.e14.max_keys, 1024);
+	assert_int_equal(cf.e14.key_size, 64);
+	assert_int_equal(cf.e14.max_key_size, 65536);
+	assert_int_equal(cf.e14.key_ttl_s, 2592000);
+	assert_int_equal(parse(BASE "etsi014-listen h:1 cert /c key /k ca /a key-size 8192\n"), 0);
+	/* 24 words on a line are read; a 25th is refused */
+#define W24 "etsi014-listen h:1 cert /c key /k ca /a max-keys 1 max-keys 2 max-keys 3 " \
+	"max-keys 4 max-keys 5 max-keys 6 max-keys 7 max-keys 8"
+	assert_int_equal(parse(BASE W24 "\n"), 0);
+	assert_int_equal(cf.e14.max_keys, 8);
+	assert_int_equal(parse(BASE W24 " key-ttl 60\n"), -1);
+#undef W24
+	assert_string_equal(err, "t.conf:7: too many words on line: `key-ttl 60'");
+	/* an SAE_ID of 127 characters, not 128 (the error shows its first 64) */
+	memset(id, 'S', sizeof(id));
+	id[KMS_SAE_ID_MAX] = '\0';
+	snprintf(text, sizeof(text), BASE "sae %s node kms-a\n", id);
+	assert_int_equal(parse(text), 0);
+	assert_string_equal(cf.sae[0].id, id);
+	assert_string_equal(cf.sae[0].cn, id);
+	id[KMS_SAE_ID_MAX] = 'S';
+	id[KMS_SAE_ID_MAX + 1] = '\0';
+	snprintf(text, sizeof(text), BASE "sae %s node kms-a\n", id);
+	assert_int_equal(parse(text), -1);
+	assert_string_equal(err, "t.conf:7: invalid SAE_ID: "
+			    "`SSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSSS'");
+	/* at most KMS_MAX_SAES */
+	n = (size_t)snprintf(text, sizeof(text), BASE);
+	for (int i = 0; i < KMS_MAX_SAES; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "sae S%d node kms-a\n", i);
+	assert_int_equal(parse(text), 0);
+	assert_int_equal(cf.n_sae, KMS_MAX_SAES);
+	snprintf(text + n, sizeof(text) - n, "sae S%d node kms-a\n", KMS_MAX_SAES);
+	assert_int_equal(parse(text), -1);
+	assert_string_equal(err, "t.conf:135: too many sae lines (max 128): `S128'");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(parse(cases[i].text), -1);
+		assert_string_equal(err, cases[i].msg);
+	}
+}
+
 static void test_remote(void **state)
 {
 	assert_int_equal(parse(BASE "neighbour kms-b qkd-sim unix:/s end a qotp-peer 1\n"
@@ -268,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_remote),
 		cmocka_unit_test(test_etsi014),
+		cmocka_unit_test(test_etsi014_listen),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_split_addr),
 	};

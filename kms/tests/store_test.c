@@ -459,6 +459,144 @@ static void test_xfer(void **state)
 	assert_true(len == 1 && f->out[0].id == 1 && f->out[0].len == 4 && f->out[0].key[3] == 4);
 	assert_int_equal(store_xfer_add(f->st, "c", "a", 7, key, 50, fp, 100), 0);
 	assert_int_equal(store_dist_map_add(f->st, "c", 0, 1, 7), 0);
+	assert_int_equal(store_sae_add(f->st, "bc490419-7d60-487f-adc1-4ddcc177c139", "m", "s",
+				       key, 8, 100), 0);
+}
+
+struct sae_rows {
+	int n;
+	char line[8][300];
+};
+
+static void sae_pending(void *arg, const char *master, const char *slave, uint64_t keys,
+			uint64_t bytes)
+{
+	struct sae_rows *r = arg;
+
+	if (r->n < 8)
+		snprintf(r->line[r->n], sizeof(r->line[0]), "%s>%s %llu %llu", master, slave,
+			 (unsigned long long)keys, (unsigned long long)bytes);
+	r->n++;
+}
+
+static int sae_pending_rows(struct store *st, struct sae_rows *r)
+{
+	memset(r, 0, sizeof(*r));
+	return store_sae_pending(st, sae_pending, r);
+}
+
+#define SAE_K1 "bc490419-7d60-487f-adc1-4ddcc177c139"
+#define SAE_K2 "0a782fb5-3434-48fe-aa4d-14f41d46cf92"
+#define SAE_K3 "00000003-3434-48fe-aa4d-14f41d46cf92"
+#define SAE_K4 "00000004-3434-48fe-aa4d-14f41d46cf92"
+
+/*
+ * Keys held for slave SAEs (northbound KME): unique by key_ID, handed out once and only to
+ * the slave and master they were made for, counted per pair, expired by age; and a store
+ * of schema 5 gains the table on open.
+ */
+static void test_sae_keys(void **state)
+{
+	struct fx *f = *state;
+	uint8_t k1[32], k2[16], small[8], out[64];
+	struct sae_rows r;
+	char err[256];
+	sqlite3 *db;
+	size_t len;
+	int st;
+
+	memset(k1, 0x11, sizeof(k1));
+	memset(k2, 0x22, sizeof(k2));
+	memset(small, 0x33, sizeof(small));
+	k1[31] = 0x1f;
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(store_sae_add(f->st, SAE_K1, "m", "s", k1, sizeof(k1), 100), 0);
+	assert_int_equal(store_sae_add(f->st, SAE_K2, "m", "s", k2, sizeof(k2), 200), 0);
+	assert_int_equal(store_sae_add(f->st, SAE_K3, "m", "s2", small, sizeof(small), 300), 0);
+	assert_int_equal(store_sae_add(f->st, SAE_K4, "m2", "s", small, sizeof(small), 400), 0);
+	/* a key_ID already held: nothing added, nothing replaced */
+	assert_int_equal(store_sae_add(f->st, SAE_K1, "m", "s", small, sizeof(small), 500), 1);
+	assert_int_equal(store_sae_add(f->st, SAE_K1, "x", "y", small, sizeof(small), 500), 1);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.line[0], "m>s 2 48");
+	assert_string_equal(r.line[1], "m>s2 1 8");
+	assert_string_equal(r.line[2], "m2>s 1 8");
+	/* the wrong slave, the wrong master, the two swapped, too small a buffer: left alone */
+	memset(out, 0xee, sizeof(out));
+	len = 777;
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s2", "m", out, sizeof(out), &len), 1);
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s", "m2", out, sizeof(out), &len), 1);
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "m", "s", out, sizeof(out), &len), 1);
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s", "m", out, sizeof(k1) - 1, &len), 1);
+	assert_int_equal(store_sae_take(f->st, "no-such-key", "s", "m", out, sizeof(out), &len),
+			 1);
+	assert_int_equal(len, 777);
+	assert_int_equal(out[0], 0xee);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_string_equal(r.line[0], "m>s 2 48");
+	/* the right pair, a buffer of exactly its size: once */
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s", "m", out, sizeof(k1), &len), 0);
+	assert_int_equal(len, sizeof(k1));
+	assert_memory_equal(out, k1, sizeof(k1));
+	assert_int_equal(out[sizeof(k1)], 0xee);
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s", "m", out, sizeof(out), &len), 1);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_string_equal(r.line[0], "m>s 1 16");
+	/* a take inside the caller's transaction is undone by its rollback */
+	assert_int_equal(store_begin(f->st), 0);
+	assert_int_equal(store_sae_take(f->st, SAE_K2, "s", "m", out, sizeof(out), &len), 0);
+	store_rollback(f->st);
+	/* held across a reopen */
+	store_close(f->st);
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_int_equal(r.n, 3);
+	assert_string_equal(r.line[0], "m>s 1 16");
+	/* expiry: created strictly before the bound, and how many */
+	assert_int_equal(store_sae_expire(f->st, 200), 0);
+	assert_int_equal(store_sae_expire(f->st, 301), 2);
+	assert_int_equal(store_sae_expire(f->st, 301), 0);
+	assert_int_equal(store_sae_take(f->st, SAE_K2, "s", "m", out, sizeof(out), &len), 1);
+	assert_int_equal(store_sae_take(f->st, SAE_K3, "s2", "m", out, sizeof(out), &len), 1);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_int_equal(r.n, 1);
+	assert_string_equal(r.line[0], "m2>s 1 8");
+	/* an expired key_ID can be added again (the table holds no tombstones) */
+	assert_int_equal(store_sae_add(f->st, SAE_K2, "m", "s", k2, sizeof(k2), 600), 0);
+	/*
+	 * A store of schema 5 (no sae_keys) is upgraded on open: its blocks stay, the new
+	 * table starts empty and works.
+	 */
+	add(f->st, "b", 1, 0x44, 100, 0);
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE sae_keys; PRAGMA user_version=5", NULL, NULL,
+				      NULL), SQLITE_OK);
+	sqlite3_close(db);
+	f->st = store_open(f->path, err, sizeof(err));
+	assert_non_null(f->st);
+	assert_int_equal(store_get(f->st, "b", 1, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_FRESH);
+	assert_int_equal(sae_pending_rows(f->st, &r), 0);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(store_sae_add(f->st, SAE_K1, "m", "s", k1, sizeof(k1), 700), 0);
+	assert_int_equal(store_sae_take(f->st, SAE_K1, "s", "m", out, sizeof(out), &len), 0);
+	assert_memory_equal(out, k1, sizeof(k1));
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	{
+		sqlite3_stmt *s;
+
+		assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL),
+				 SQLITE_OK);
+		assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+		assert_int_equal(sqlite3_column_int(s, 0), STORE_SCHEMA_VERSION);
+		sqlite3_finalize(s);
+	}
+	sqlite3_close(db);
 }
 
 static void drained(void *arg, uint64_t ring_id, uint64_t ref)
@@ -694,8 +832,8 @@ static int table(const char *p, const char *name)
 }
 
 /*
- * A statement on blocks, block_keys or xfer must reach its rows through an index that holds its
- * filter (blocks and block_keys are aliased b and k in the statements that join them):
+ * A statement on blocks, block_keys, xfer or sae_keys must reach its rows through an index that
+ * holds its filter (blocks and block_keys are aliased b and k in the statements that join them):
  * no SCAN of the table, no search bounded by the link (or peer) alone, which walks every
  * row of that link, key bytes and consumed rows included. Only the operator's views, which
  * report on every row, may.
@@ -714,7 +852,8 @@ static void plan_ok(const char *sql, const char *plan, int whole, void *arg)
 			end = p + strlen(p);
 		len = (size_t)(end - p);
 		if (!strncmp(p, "SCAN ", 5) && (table(p + 5, "blocks") || table(p + 5, "b") ||
-		    table(p + 5, "block_keys") || table(p + 5, "k") || table(p + 5, "xfer")))
+		    table(p + 5, "block_keys") || table(p + 5, "k") || table(p + 5, "xfer") ||
+		    table(p + 5, "sae_keys")))
 			bad = 1;
 		if (!strncmp(p, "SEARCH ", 7) && (table(p + 7, "blocks") || table(p + 7, "b")) &&
 		    len >= 8 && !strncmp(end - 8, "(link=?)", 8))
@@ -753,6 +892,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_take_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_xfer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dist_map, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sae_keys, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_in_tx, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_group, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schema_version, setup, teardown),
