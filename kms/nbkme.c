@@ -201,6 +201,7 @@ static int take_piece(struct nb *nb, struct nb_node *n)
 
 	if (!b || !l)
 		goto fail;
+	b->len = 0;		/* what a failed take leaves to wipe */
 	if (!n->tx && !(n->tx = carve_new()))
 		goto fail;
 	/* durable before any key of it leaves: MSG_SAE is held until the group commits */
@@ -724,6 +725,7 @@ static int rx_piece(struct nb *nb, struct link *l, struct nb_node *n, int kind, 
 		return 1;
 	if (!(n->rx = carve_new()) || !(b = malloc(sizeof(*b))))
 		return -1;
+	b->len = 0;		/* what a failed take leaves to wipe */
 	if (kind == SAE_LINK) {
 		/* the master cuts blocks of its parity only */
 		if ((int)(ref & 1) != (l->cache.leader ? 1 : 0)) {

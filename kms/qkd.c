@@ -87,6 +87,8 @@ static void sim_read_cb(struct bufferevent *bev, void *arg)
 	if (avail > c->batch)
 		avail = c->batch;
 	p = evbuffer_pullup(in, avail);
+	if (!p)			/* nothing (or no memory to linearize): next pass */
+		return;
 	while (avail - off >= QKDSIM_HDR_LEN && n < SIM_BATCH) {
 		uint8_t *h = p + off;
 		uint32_t len = (uint32_t)h[4] << 24 | h[5] << 16 | h[6] << 8 | h[7];
