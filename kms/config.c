@@ -418,6 +418,7 @@ static int parse_sae(struct parse_ctx *p, struct kms_config *cf, char **w, int n
 	a = &cf->sae[cf->n_sae];
 	memset(a, 0, sizeof(*a));
 	strcpy(a->id, w[1]);
+	a->line = p->line;
 	for (int i = 2; i < nw; i += 2) {
 		if (i + 1 >= nw)
 			return perr(p, "sae option needs a value: `%s'", w[i]);
@@ -683,11 +684,13 @@ int config_parse(struct kms_config *cf, const char *filename, const char *text, 
 	for (size_t i = 0; i < cf->n_sae; i++) {
 		const char *n = cf->sae[i].node;
 
+		p.line = cf->sae[i].line;
 		if (strcmp(n, cf->node_id) && !config_find_neighbour(cf, n) &&
 		    !config_find_remote(cf, n))
 			return perr(&p, "sae %s: its node is neither this node nor a neighbour or "
 				    "remote: `%s'", cf->sae[i].id, n);
 	}
+	p.line = 0;
 	if (cf->e14.listen[0] && !cf->e14.kme_id[0])
 		strcpy(cf->e14.kme_id, cf->node_id);
 	return 0;

@@ -85,6 +85,7 @@ struct kms_sae {
 	char id[KMS_SAE_ID_MAX + 1];
 	char node[KMS_ID_MAX + 1];
 	char cn[KMS_SAE_ID_MAX + 1];
+	unsigned line;			/* where it was configured, for later errors */
 };
 
 struct kms_config {

@@ -532,6 +532,18 @@ static void op_enc_keys(void *arg, struct e14_req *rq, const char *master, const
 	}
 	if (!(n = slave_node(nb, rq, master, slave)))
 		return;
+	{
+		struct link *l = kmsd_find_link(nb->d, n->id);
+
+		/* transfer keys are ppetp-block bytes: refuse before a piece is taken in vain */
+		if (l && !l->quantum && size / 8 > nb->d->cf.ppetp_block) {
+			snprintf(msg, sizeof(msg), "size: %u bits exceeds the pieces of key shared "
+				 "with the slave SAE's node (%u bytes)", size,
+				 nb->d->cf.ppetp_block);
+			e14_req_error(rq, 400, msg, NULL, NULL, 0);
+			return;
+		}
+	}
 	r = calloc(1, sizeof(*r));
 	if (r) {
 		r->keys = calloc(number, sizeof(*r->keys));

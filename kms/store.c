@@ -1279,6 +1279,8 @@ int store_sae_add(struct store *st, const char *key_id, const char *master, cons
 	sqlite3_stmt *s = Q(st, Q_S_ADD);
 	int rc;
 
+	if (!key || len == 0 || len > STORE_BLOCK_MAX)
+		return -1;
 	AUTO_TX_BEGIN(st);
 	sqlite3_bind_text(s, 1, key_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, master, -1, SQLITE_STATIC);
@@ -1317,9 +1319,9 @@ int store_sae_take(struct store *st, const char *key_id, const char *slave, cons
 		if (step_done(st, del) != 1)
 			rc = -1;
 	}
-	if (rc && found)
-		explicit_bzero(out, *len);
 	AUTO_TX_END(st, rc);
+	if (rc < 0 && found)
+		explicit_bzero(out, *len);	/* not taken: nothing may leave */
 	return rc < 0 ? -1 : found ? 0 : 1;
 }
 

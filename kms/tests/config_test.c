@@ -277,7 +277,7 @@ static void test_etsi014_listen(void **state)
 		{ BASE "sae A node kms-a cn a%2f\n", "t.conf:7: invalid sae cn: `a%2f'" },
 		{ BASE "sae A node kms-a colour blue\n", "t.conf:7: unknown sae option: `colour'" },
 		{ BASE NBS "sae A node kms-d\n",
-		  "t.conf: sae A: its node is neither this node nor a neighbour or remote: "
+		  "t.conf:9: sae A: its node is neither this node nor a neighbour or remote: "
 		  "`kms-d'" },
 		{ BASE NBS "sae A node kms-a cn X\nsae B node kms-b\nsae C node kms-a cn X\n",
 		  "t.conf:11: two SAEs of node kms-a with the same certificate cn: `X'" },
