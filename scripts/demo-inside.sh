@@ -138,11 +138,8 @@ check "generate a ${SECS} s clip" make_video "$T/src.flv" "$SECS"
 ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/src.md5"
 # The relayed pair's clip: 720p H.264 at a constant RRATE (x264 pads with filler NAL units).
 if [ "$RSECS" -gt 0 ]; then
-	check "generate a ${RSECS} s 720p clip at $RRATE" ffmpeg -nostdin -loglevel error -y \
-		-f lavfi -i "testsrc2=size=1280x720:rate=25" -f lavfi -i "sine=frequency=660:sample_rate=44100" \
-		-t "$RSECS" -c:v libx264 -preset ultrafast -g 25 -b:v "$RRATE" -minrate "$RRATE" \
-		-maxrate "$RRATE" -bufsize "$RRATE" -x264-params nal-hrd=cbr -pix_fmt yuv420p \
-		-c:a aac -b:a 64k -f flv "$T/hd.flv"
+	# (Made once per machine and cached, on the host before the boot: scripts/clips.sh.)
+	check "generate a ${RSECS} s 720p clip at $RRATE" "$QOTP_TOP/scripts/clips.sh" cbr "$T/hd.flv" "$RSECS" "$RRATE"
 	ffmpeg -nostdin -loglevel error -i "$T/hd.flv" -map 0 -c copy -f framemd5 "$T/hd.md5"
 	rtmp_server cliB 1935 && ok "nginx-rtmp behind B" || fail "nginx-rtmp behind B"
 	bg hdplayer nsx cliC ffmpeg -nostdin -loglevel warning -rw_timeout 120000000 \

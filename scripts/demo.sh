@@ -28,6 +28,10 @@ rm -rf "$out"; mkdir -p "$out"
 : >"$out/run.log"
 # Earlier versions of this script left one build/uml-run/demo.PID directory per run.
 rm -rf "$top"/build/uml-run/demo.[0-9]*
+# The clips, made with the host's ffmpeg (much faster than inside the debug UML kernel) and
+# kept in $QOTP_CACHE/clips (default /var/cache/qotp/clips) for the next run; the guest
+# copies them from there (scripts/clips.sh), or makes them itself if that fails.
+"$top/scripts/clips.sh" prepare demo || echo "[demo] clips not made on the host; the guest makes them"
 echo "[demo] booting UML and running the experiment (log: $out/run.log)"
 run=$out/uml; mkdir -p "$run"; : >"$run/console"
 # Progress lines of the inside script, live (tail's pid, so that killing it ends grep too).

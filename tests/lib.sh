@@ -213,13 +213,12 @@ EOC
 rtmp_joined() { wait_for "${3:-60}" grep -qF "play: name='$2'" "$1"; }
 
 # make_video FILE [SECONDS] [WxH]: a test clip (moving pattern + tone) as FLV (H.264 +
-# AAC), 320x240 unless told (about 100 KB/s; 160x120 is about a third of that).
+# AAC), 320x240 unless told (about 100 KB/s; 160x120 is about a third of that). Made once
+# per machine by scripts/clips.sh, which keeps it in $QOTP_CACHE (the runner has it made on
+# the host before the guests boot: ffmpeg in the debug UML kernel is slow), and copied here.
 make_video() {
-	ffmpeg -nostdin -loglevel error -y \
-		-f lavfi -i "testsrc2=size=${3:-320x240}:rate=25" \
-		-f lavfi -i "sine=frequency=440:sample_rate=44100" \
-		-t "${2:-4}" -c:v libx264 -preset ultrafast -g 25 -pix_fmt yuv420p \
-		-c:a aac -b:a 64k -f flv "$1"
+	"${QOTP_TOP:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/scripts/clips.sh" \
+		video "$1" "${2:-4}" "${3:-320x240}"
 }
 
 # framemd5_list FILE: from `ffmpeg -c copy -f framemd5` output, one line per packet

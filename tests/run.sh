@@ -252,6 +252,12 @@ run_scripts() {
 	local jobs=1 t name log pid started kind k
 	local -A name_of=() log_of=() start_of=() kind_of=()
 	for k in "$@"; do [ "$k" != e2e ] || jobs=$e2e_jobs; done
+	# The e2e scripts' test clips, made here on the host once per machine (ffmpeg in the
+	# debug UML kernel took 83 s for kms-star's 720p clip); each guest copies its own from
+	# the cache (scripts/clips.sh, tests/lib.sh make_video), or makes it itself if missing.
+	if [[ " $* " == *" e2e "* ]] && ! scripts/clips.sh prepare tests; then
+		printf '  (test clips not made on the host: each guest makes its own)\n'
+	fi
 	if [ "$jobs" -gt 1 ]; then
 		printf '  (%d at a time%s)\n' "$jobs" \
 			"$([[ " $* " == *" integ "* ]] && echo '; integ scripts one at a time, once every e2e script has started')"
