@@ -263,6 +263,27 @@ static void start_xfers(struct nb *nb, struct nb_node *n)
 	}
 }
 
+/*
+ * Transfer keys kept ahead for a remote slave node: while the stock (and what is under way)
+ * is below NB_MAX_XFER transfers' worth, start more. Called when a master asks for status
+ * (an SAE that polls status before enc_keys, as kmsd's own ETSI 014 source does, would
+ * otherwise wait for a stock that only enc_keys starts) and after keys were cut.
+ */
+static void keep_pool(struct nb *nb, struct nb_node *n)
+{
+	struct kmsd *d = nb->d;
+	struct link *l = kmsd_find_link(d, n->id);
+	struct store_xfer_stats xs;
+	uint64_t have;
+
+	if (!l || l->quantum || !l->peer || !l->peer->hello_rx ||
+	    store_xfer_stats(d->st, n->id, d->cf.node_id, &xs))
+		return;
+	have = xs.bytes[BS_VERIFIED][0] + (uint64_t)n->xfer_inflight * d->cf.ppetp_block;
+	if (have < (uint64_t)NB_MAX_XFER * d->cf.ppetp_block)
+		start_xfers(nb, n);
+}
+
 static void send_keys(struct nb *nb, struct nb_req *r)
 {
 	struct link *l = kmsd_find_link(nb->d, r->n->id);
@@ -354,6 +375,7 @@ static int cut(struct nb *nb, struct nb_req *r)
 		n->cut++;
 	}
 	send_keys(nb, r);
+	keep_pool(nb, n);
 	return 0;
 }
 
@@ -492,6 +514,7 @@ static void op_status(void *arg, struct e14_req *rq, const char *master, const c
 
 	if (!n)
 		return;
+	keep_pool(nb, n);
 	memset(&st, 0, sizeof(st));
 	snprintf(st.source_kme_id, sizeof(st.source_kme_id), "%s", e->kme_id);
 	snprintf(st.target_kme_id, sizeof(st.target_kme_id), "%s", n->id);
