@@ -206,8 +206,9 @@ framemd5_list "$T/src.md5" >"$T/src.list"; framemd5_list "$T/play.md5" >"$T/play
 nsrc=$(wc -l <"$T/src.list"); nok=$(grep -cxFf "$T/src.list" "$T/play.list" || true)
 if [ "$nsrc" -gt 50 ] && cmp -s "$T/src.list" "$T/play.list"; then ok "frames intact $nok/$nsrc"; else fail "frames: $nok/$nsrc intact"; fi
 ffmpeg -nostdin -loglevel error -y -i "$T/play.flv" -frames:v 1 "$OUT/frame-at-C.png" || fail "frame PNG"
-tshark -n -r "$T/wire.pcapng" -Y 'tcp.port==1935 && tcp.len>0' -T fields -e tcp.payload 2>/dev/null |
-	python3 -c 'import sys,binascii; sys.stdout.buffer.write(b"".join(binascii.unhexlify(l.strip().replace(":","")) for l in sys.stdin if l.strip()))' >"$T/wire.bin"
+# tshark dissects the capture once (wire_fields); the picture, rtmp_messages and
+# plaintext_markers below all read that pass.
+wire_payload "$T/wire.pcapng" >"$T/wire.bin"
 head -c 76800 "$T/wire.bin" >"$T/wire320.bin"; truncate -s 76800 "$T/wire320.bin"
 convert -size 320x240 -depth 8 gray:"$T/wire320.bin" "$OUT/wire-ciphertext.png" || fail "wire PNG"
 head -c 76800 "$T/src.flv" >"$T/plain320.bin"; truncate -s 76800 "$T/plain320.bin"

@@ -307,14 +307,58 @@ __descendants() {
 	for c in $(pgrep -P "$1"); do __descendants "$c"; done
 }
 
+# wire_fields FILE: tshark's one pass over a capture, which the helpers below read (made
+# again only when FILE is newer than FILE.fields). One line per frame of port 1935 or
+# holding an AMF string, port 1935 decoded as RTMP whatever its direction; its fields,
+# tab-separated: tcp.port, tcp.len (each with every occurrence, comma-joined), tcp.payload
+# (hex), amf.string (every occurrence, comma-joined; tshark writes a tab or newline inside
+# a string as \t, \n). One pass for all of them: each tshark start took 50 to 75 s in a
+# loaded UML, and kms-star's three passes over one capture took 150 to 260 s.
+wire_fields() {
+	[ -e "$1.fields" ] && ! [ "$1" -nt "$1.fields" ] && return 0
+	tshark -n -r "$1" -d tcp.port==1935,rtmpt -Y 'tcp.port==1935 || amf.string' -T fields \
+		-e tcp.port -e tcp.len -e tcp.payload -e amf.string >"$1.fields.tmp" 2>/dev/null
+	mv -f "$1.fields.tmp" "$1.fields"
+}
+
 # rtmp_messages FILE: how many meaningful RTMP messages tshark dissects in a capture, port
 # 1935 decoded as RTMP whatever its direction: command calls and responses with a known RTMP
 # command name (connect, createStream, publish, play, onStatus, _result, onMetaData ...).
 # Forcing the dissector onto random bytes makes it "decode" garbage chunks, so counting every
 # rtmpt frame would say nothing; a known command name appears in noise with negligible odds.
+# (The frames whose amf.string field is set, as `tshark -Y amf.string -e amf.string` lists them.)
 rtmp_messages() {
-	tshark -n -r "$1" -d tcp.port==1935,rtmpt -Y amf.string -T fields -e amf.string 2>/dev/null |
+	wire_fields "$1"
+	cut -f4 "$1.fields" |
 		grep -cE '(^|,)(connect|createStream|publish|play|play2|onStatus|_result|_error|deleteStream|releaseStream|FCPublish|FCUnpublish|getStreamLength|onMetaData|@setDataFrame|\|RtmpSampleAccess|closeStream|receiveAudio|receiveVideo)(,|$)'
+}
+
+# wire_payload FILE: the TCP payload bytes of the capture's port-1935 frames, in capture
+# order: the frames `tshark -Y 'tcp.port==1935 && tcp.len>0'` keeps (any tcp.port 1935 and
+# any tcp.len above 0, as a display filter compares a field that occurs more than once).
+__payload_py='
+import sys, binascii
+def payload(fields):
+    data = []
+    for l in open(fields, "rb"):
+        port, tlen, hexa = l.rstrip(b"\n").split(b"\t")[:3]
+        if b"1935" in port.split(b",") and any(int(n) > 0 for n in tlen.split(b",") if n):
+            data.append(binascii.unhexlify(hexa.strip().replace(b":", b"")))
+    return b"".join(data)
+'
+wire_payload() {
+	wire_fields "$1"
+	python3 -c "$__payload_py"'
+sys.stdout.buffer.write(payload(sys.argv[1]))' "$1.fields"
+}
+
+# wire_bytes FILE: the port-1935 payload bytes tshark counts in a capture (the sum of each
+# port-1935 frame's tcp.len, its first occurrence: `tshark -Y tcp.port==1935 -e tcp.len`
+# summed by awk).
+wire_bytes() {
+	wire_fields "$1"
+	awk -F'\t' '{ n = split($1, p, ","); for (i = 1; i <= n; i++) if (p[i] == "1935") { s += $2; break } }
+		END { print s + 0 }' "$1.fields"
 }
 
 # plaintext_markers FILE: print which well-known RTMP/FLV plaintext markers appear in the
@@ -323,10 +367,10 @@ rtmp_messages() {
 # nothing when none is found. Each marker is long enough (40+ bits) that ciphertext of a
 # few MB matches one by chance less than once in 10^5 runs.
 plaintext_markers() {
-	tshark -n -r "$1" -Y 'tcp.port==1935 && tcp.len>0' -T fields -e tcp.payload 2>/dev/null |
-		python3 -c '
-import re, sys, binascii
-data = b"".join(binascii.unhexlify(l.strip().replace(":", "")) for l in sys.stdin if l.strip())
+	wire_fields "$1"
+	python3 -c "$__payload_py"'
+import re
+data = payload(sys.argv[1])
 markers = {rb"\x02\x00\x07connect": "AMF connect", rb"onMetaData": "onMetaData",
            rb"@setDataFrame": "@setDataFrame", rb"FLV\x01[\x00-\x0f]\x00\x00\x00\x09": "FLV header",
            rb"live/": "application path", rb"Lavf\d+\.\d+\.\d+": "encoder tag"}
@@ -334,5 +378,5 @@ for m, name in markers.items():
     if re.search(m, data):
         print(name)
 print("payload bytes examined: %d" % len(data), file=sys.stderr)
-'
+' "$1.fields"
 }

@@ -27,7 +27,7 @@ ffmpeg -nostdin -loglevel error -i "$T/src.flv" -map 0 -c copy -f framemd5 "$T/s
 # wire_ok WHAT PCAP: the eavesdropper saw the stream's bytes, and only as ciphertext
 wire_ok() {
 	local bytes n m
-	bytes=$(tshark -n -r "$2" -Y 'tcp.port==1935' -T fields -e tcp.len 2>/dev/null | awk '{s+=$1} END {print s+0}')
+	bytes=$(wire_bytes "$2")
 	if [ "$bytes" -gt "$(wc -c <"$T/src.flv")" ]; then ok "$1: mid carried $bytes bytes of port-1935 payload"; else fail "$1: only $bytes payload bytes on mid"; fi
 	n=$(rtmp_messages "$2")
 	if [ "$n" -eq 0 ]; then ok "$1: tshark on mid dissects no RTMP command"; else fail "$1: tshark dissected $n RTMP commands"; fi

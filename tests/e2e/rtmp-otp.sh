@@ -69,7 +69,7 @@ capture_stop "$T/wire.pcapng"
 
 packets_match "played back" "$T/src.md5" "$T/play.md5" "$T/player.log"
 
-payload=$(tshark -n -r "$T/wire.pcapng" -Y 'tcp.port==1935' -T fields -e tcp.len 2>/dev/null | awk '{s+=$1} END {print s+0}')
+payload=$(wire_bytes "$T/wire.pcapng")
 if [ "$payload" -gt 100000 ]; then ok "the mid link carried $payload bytes of port-1935 payload"; else fail "only $payload payload bytes seen on the mid link"; fi
 n=$(rtmp_messages "$T/wire.pcapng")
 if [ "$n" -eq 0 ]; then ok "eavesdropper dissects no RTMP command message"; else fail "eavesdropper dissected $n RTMP command messages"; fi
