@@ -7,9 +7,12 @@
 # ring holds exactly what its kmsd delivered (every key used came through the chain), and
 # the same for a 720p clip from behind B to behind C, whose pair's key A relays.
 # The demo's report, pictures and logs go to build/test-artifacts/kms-star-demo/.
-# About 9 min alone (532 and 564 s with the relayed pair, 2026-12-07), 14 min beside another
-# e2e script in a full make check (843 s: 247 s of it tshark's dissection, 83 s making the
-# 720p clip in the guest).
+# 6.5 to 10.5 min (2026-12-07, this machine's spread is wide): 386 s beside another kms-star
+# run of the scripts before the clips were cached and tshark made one pass (that one: 508 s;
+# its eavesdropper step 138 s against 64 s, its two clip steps 61 s against 35 s), 502 s
+# beside the rtmp-* scripts, 629 s alone. Before: 532 and 564 s alone, 843 and 953 s
+# beside another e2e script in a full make check (150 to 260 s of it tshark's three passes,
+# 83 s making the 720p clip in the guest).
 # qotp-timeout: 1200
 # The relayed pair B<->C (key by PPETP through A) streams its clip for 8 s at the demo's
 # 300 kbit/s here, beside the star's 8 s clip, not for 30 s: the check is that the path works
