@@ -15,9 +15,10 @@
 # $QOTP_CACHE/clips (default /var/cache/qotp/clips), one file per clip named by a hash of
 # the ffmpeg installed (ffmpeg_id) and of every argument of the ffmpeg command that makes
 # it (source, size, rate, duration, codec options), so a clip is remade when any of them
-# changes; a .cmd file beside each says what it holds. A clip is written under a temporary name and
-# renamed into place, so a guest reading it beside another that makes it never sees half
-# a file. Where the cache cannot be written the clip is made straight into FILE, as before.
+# changes; a .cmd file beside each says what it holds. A clip is written under a temporary
+# name and renamed into place, so a guest reading it beside another that makes it never
+# sees half a file. Where the cache cannot be written the clip is made straight into
+# FILE, as before.
 #
 # Why: the UML guests (tests/e2e/*.sh, scripts/demo-inside.sh) see the host's file system
 # over hostfs, and ffmpeg in the debug UML kernel took 83 s for kms-star's 8 s 720p clip
@@ -153,7 +154,7 @@ prepare)
 	esac
 	;;
 *)
-	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 	[ "$cmd" = -h ] || [ "$cmd" = --help ] || exit 2
 	;;
 esac
