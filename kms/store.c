@@ -304,18 +304,36 @@ int store_group_commit(struct store *st)
 	return ok ? 0 : -1;
 }
 
+/* Opens the group if none is open (the owner is told, to commit it at the end of the pass). */
+static int open_group(struct store *st)
+{
+	if (st->group_open)
+		return 0;
+	if (exec(st, "BEGIN IMMEDIATE"))
+		return -1;
+	st->group_open = 1;
+	if (st->group_opened)
+		st->group_opened(st->group_arg);
+	return 0;
+}
+
+/* Ends the savepoint "tx" of a batch in the group: kept, or undone if that fails. */
+static int release_tx(struct store *st)
+{
+	if (exec(st, "RELEASE tx") == 0)
+		return 0;
+	exec(st, "ROLLBACK TO tx");
+	exec(st, "RELEASE tx");
+	return -1;
+}
+
 /* One single operation: its own transaction, or a savepoint in the open group. */
 static int op_begin(struct store *st)
 {
 	if (!st->group_on)
 		return exec(st, "BEGIN IMMEDIATE");
-	if (!st->group_open) {
-		if (exec(st, "BEGIN IMMEDIATE"))
-			return -1;
-		st->group_open = 1;
-		if (st->group_opened)
-			st->group_opened(st->group_arg);
-	}
+	if (open_group(st))
+		return -1;
 	if (exec(st, "SAVEPOINT op"))
 		return -1;
 	st->group_ops++;
@@ -356,12 +374,7 @@ int store_commit(struct store *st)
 	st->in_tx = 0;
 	if (st->tx_in_group) {
 		st->tx_in_group = 0;
-		if (exec(st, "RELEASE tx")) {
-			exec(st, "ROLLBACK TO tx");
-			exec(st, "RELEASE tx");
-			return -1;
-		}
-		return store_group_commit(st);
+		return release_tx(st) ? -1 : store_group_commit(st);
 	}
 	if (exec(st, "COMMIT")) {
 		exec(st, "ROLLBACK");
@@ -374,14 +387,7 @@ int store_begin_grouped(struct store *st)
 {
 	if (!st->group_on)
 		return store_begin(st);
-	if (!st->group_open) {
-		if (exec(st, "BEGIN IMMEDIATE"))
-			return -1;
-		st->group_open = 1;
-		if (st->group_opened)
-			st->group_opened(st->group_arg);
-	}
-	if (exec(st, "SAVEPOINT tx"))
+	if (open_group(st) || exec(st, "SAVEPOINT tx"))
 		return -1;
 	st->group_ops++;
 	st->tx_in_group = 1;
@@ -395,12 +401,7 @@ int store_release(struct store *st)
 		return store_commit(st);
 	st->in_tx = 0;
 	st->tx_in_group = 0;
-	if (exec(st, "RELEASE tx")) {
-		exec(st, "ROLLBACK TO tx");
-		exec(st, "RELEASE tx");
-		return -1;
-	}
-	return 0;
+	return release_tx(st);
 }
 
 void store_rollback(struct store *st)
