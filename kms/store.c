@@ -738,16 +738,22 @@ int store_defer(struct store *st, const char *link, uint64_t id, int64_t not_bef
 	return rc;
 }
 
-int store_release_expired(struct store *st, int64_t now_ms)
+/* Statement q with one integer parameter, as a single operation: rows changed or -1. */
+static int op_int64(struct store *st, int q, int64_t v)
 {
-	sqlite3_stmt *s = Q(st, Q_EXPIRE);
+	sqlite3_stmt *s = Q(st, q);
 	int rc;
 
 	AUTO_TX_BEGIN(st);
-	sqlite3_bind_int64(s, 1, now_ms);
+	sqlite3_bind_int64(s, 1, v);
 	rc = step_done(st, s);
 	AUTO_TX_END(st, rc);
 	return rc;
+}
+
+int store_release_expired(struct store *st, int64_t now_ms)
+{
+	return op_int64(st, Q_EXPIRE, now_ms);
 }
 
 int store_purge_stale(struct store *st, const char *link, int64_t older_than_ms)
@@ -1328,14 +1334,7 @@ int store_sae_take(struct store *st, const char *key_id, const char *slave, cons
 
 int store_sae_expire(struct store *st, int64_t older_than_ms)
 {
-	sqlite3_stmt *s = Q(st, Q_S_EXPIRE);
-	int rc;
-
-	AUTO_TX_BEGIN(st);
-	sqlite3_bind_int64(s, 1, older_than_ms);
-	rc = step_done(st, s);
-	AUTO_TX_END(st, rc);
-	return rc;
+	return op_int64(st, Q_S_EXPIRE, older_than_ms);
 }
 
 int store_sae_pending(struct store *st, void (*fn)(void *arg, const char *master,
