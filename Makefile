@@ -6,7 +6,9 @@
 #   make demo       install missing packages, build, run the three-site streaming demo
 #   make bench      benchmarks (ratios measured side by side in one run)
 #   make install    install module (modules_install) and programs; DESTDIR, PREFIX honoured
+#                   (the two halves: make install-kmod, make install-kms)
 #   make dkms-install  the module's source under $(DESTDIR)/usr/src/qotp-<version> for DKMS
+#   make deb        Debian packages qotp-dkms and qotp-kms into $(DEB_DIR) (build/deb/)
 #
 # KDIR defaults to /lib/modules/$(uname -r)/build when it exists, otherwise the newest
 # installed Debian linux-headers-*-amd64.
@@ -57,8 +59,13 @@ uml-kernel: deps
 	scripts/uml-kernel.sh debug
 	scripts/uml-kernel.sh fast
 
-install: all
+install: install-kmod install-kms
+
+install-kmod: kmod
 	$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod INSTALL_MOD_PATH=$(DESTDIR) modules_install
+
+# The programs, their man pages and the kill switch: what debian/rules installs in qotp-kms.
+install-kms: kms
 	$(MAKE) -C kms install
 	install -d $(DESTDIR)$(PREFIX)/share/qotp
 	install -m 0644 scripts/killswitch.nft $(DESTDIR)$(PREFIX)/share/qotp/
@@ -74,8 +81,15 @@ dkms-install:
 	install -m 0644 kmod/tests/*.c $(DKMS_SRC)/kmod/tests/
 	install -m 0644 uapi/linux/qotp.h $(DKMS_SRC)/uapi/linux/
 
+# qotp-dkms_<version>_all.deb and qotp-kms_<version>_<arch>.deb, built unsigned from a copy
+# of the tracked files under $(DEB_DIR) (scripts/deb.sh; the checkout stays as it is).
+DEB_DIR ?= build/deb
+deb:
+	@scripts/deb.sh $(DEB_DIR)
+
 clean:
 	-$(MAKE) -C kmod clean KDIR=$(KDIR)
 	rm -rf build
 
-.PHONY: all kmod kms deps checkout-ok check demo bench fuzz uml-kernel install dkms-install clean
+.PHONY: all kmod kms deps checkout-ok check demo bench fuzz uml-kernel install install-kmod \
+	install-kms dkms-install deb clean

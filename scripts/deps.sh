@@ -17,6 +17,8 @@ PKGS=(
 	gdb
 	nginx-light libnginx-mod-rtmp ffmpeg rtmpdump tshark wireshark-common iperf3 socat
 	python3 jq gnuplot-nox imagemagick curl
+	# make deb (debian/): debhelper with dh_dkms, lintian on the packages
+	debhelper dh-dkms lintian fakeroot
 )
 
 missing=()
