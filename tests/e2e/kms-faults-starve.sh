@@ -2,7 +2,8 @@
 # Key rate below the stream's bitrate, then raised (topology: kms-faults.inc), with the
 # link's key from ETSI GS QKD 014 KMEs (FAULTS_SOURCE=etsi: kmesimd's KME pair, kms-a its
 # master SAE, kms-b the slave; Documentation/etsi014.md), so the rings that carry this RTMP
-# stream are fed with key no qkdsimd made.
+# stream are fed with key no qkdsimd made. The gateways run only kmsd in the agent role,
+# kmesimd (the vendor's KMEs) a namespace of its own: Documentation/deploy.md's layout 3.
 #
 # The KMEs make 160 kbit/s: about 10 KB/s of key per direction against a ~105 KB/s
 # stream (an 8 s H.264/AAC clip published from the client to nginx behind site A, played
