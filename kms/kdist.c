@@ -911,7 +911,20 @@ static void kk_read_cb(evutil_socket_t fd, short ev, void *arg)
 	struct kmsd *d = arg;
 	int rc = kk_dispatch(d->kd->kk);
 
-	if (rc < 0 && rc != -EAGAIN) {
+	if (rc == -ENODEV) {
+		log_warnx("qotp kernel events: the qotp module was unloaded, its rings are "
+			  "gone; reopening when it is back");
+		/* as a FLUSHED of every ring: the peers resync theirs before new offers */
+		for (size_t i = 0; i < kd_count(d); i++) {
+			struct kd_link *x = kd_at(d, i)->kd;
+
+			if (x) {
+				kernel_lost(x, DIST_OUT);
+				kernel_lost(x, DIST_IN);
+			}
+		}
+		kd_kernel_close(d);
+	} else if (rc < 0 && rc != -EAGAIN) {
 		log_warnx("qotp kernel events: %s; reopening", strerror(-rc));
 		kd_kernel_close(d);
 	}

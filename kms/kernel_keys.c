@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <netlink/attr.h>
+#include <netlink/genl/ctrl.h>
 #include <netlink/genl/genl.h>
 #include <netlink/msg.h>
 #include <linux/qotp.h>
@@ -24,6 +25,7 @@ struct kk {
 	void *ev_arg;
 	uint64_t ids[KK_MAX_EVENT_IDS];
 	int parse_err;
+	int gone;			/* nlctrl said the qotp family was unregistered */
 };
 
 static void wipe_free_msg(struct nl_msg *msg)
@@ -168,11 +170,36 @@ int kk_parse_event(struct nl_msg *msg, struct kk_event *ev, uint64_t *ids)
 	return 0;
 }
 
+static struct nla_policy ctrl_policy[CTRL_ATTR_MAX + 1] = {
+	[CTRL_ATTR_FAMILY_ID] = { .type = NLA_U16 },
+};
+
+/*
+ * nlctrl's notification that the qotp family was unregistered (the module unloaded): its
+ * rings are gone, and the family and group ids this socket knows may be reused when it
+ * comes back, so the socket must be reopened. 1 if MSG says that, else 0.
+ */
+static int family_deleted(struct nl_msg *msg, int family)
+{
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	struct nlattr *tb[CTRL_ATTR_MAX + 1];
+
+	if (nlh->nlmsg_type != GENL_ID_CTRL || !genlmsg_valid_hdr(nlh, 0) ||
+	    genlmsg_hdr(nlh)->cmd != CTRL_CMD_DELFAMILY ||
+	    genlmsg_parse(nlh, 0, tb, CTRL_ATTR_MAX, ctrl_policy) || !tb[CTRL_ATTR_FAMILY_ID])
+		return 0;
+	return nla_get_u16(tb[CTRL_ATTR_FAMILY_ID]) == family;
+}
+
 static int event_valid(struct nl_msg *msg, void *arg)
 {
 	struct kk *kk = arg;
 	struct kk_event ev;
 
+	if (family_deleted(msg, kk->evt.family)) {
+		kk->gone = 1;
+		return NL_STOP;
+	}
 	/* Malformed or foreign messages are skipped: the next one may be fine. */
 	if (kk_parse_event(msg, &ev, kk->ids) == 0)
 		kk->ev_cb(kk->ev_arg, &ev);
@@ -210,6 +237,12 @@ int kk_open(struct kk **out, kk_event_cb cb, void *arg)
 	err = nlc_subscribe(&kk->evt);
 	if (err)
 		goto fail;
+	/* nlctrl's notifications: the module's unloading must not go unnoticed */
+	err = genl_ctrl_resolve_grp(kk->evt.sk, "nlctrl", "notify");
+	if (err < 0 || nl_socket_add_membership(kk->evt.sk, err)) {
+		err = -EPROTO;
+		goto fail;
+	}
 	if (nl_socket_set_nonblocking(kk->evt.sk)) {
 		err = -EIO;
 		goto fail;
@@ -250,6 +283,8 @@ int kk_dispatch(struct kk *kk)
 	for (;;) {
 		int err = nl_recvmsgs(kk->evt.sk, kk->cb);
 
+		if (kk->gone)
+			return -ENODEV;
 		if (err >= 0)
 			continue;
 		if (err == -NLE_AGAIN)

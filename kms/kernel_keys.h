@@ -56,7 +56,10 @@ struct kk;
 int kk_open(struct kk **out, kk_event_cb cb, void *arg);
 void kk_close(struct kk *kk);
 int kk_event_fd(const struct kk *kk);
-/* Reads and delivers every pending event; 0, or a negative errno if the socket failed. */
+/*
+ * Reads and delivers every pending event; 0, -ENODEV once the qotp family was unregistered
+ * (module unloaded: close and reopen), or another negative errno if the socket failed.
+ */
 int kk_dispatch(struct kk *kk);
 /* The kernel's explanation of the last refused request ("" if none). */
 const char *kk_last_error(const struct kk *kk);
