@@ -18,7 +18,8 @@
 #           delivery by kmesimd over mutual TLS (bench/e14.sh) and by kmsd's own KME
 #           (bench/nbkme.sh); key transfer through
 #           1, 2, 3 trusted relays (bench/kms-relay.sh); kernel low-watermark event to
-#           key in the ring with two kmsd in UML (bench/lowwater.sh)
+#           key in the ring with two kmsd in UML (bench/lowwater.sh), and the same through
+#           kmsd agents fed by kmsd KMEs over ETSI 014 (LW_SOURCE=agent)
 #
 # Sizes: QOTP_BENCH_BYTES (per throughput measurement, default 32 MiB), QOTP_BENCH_ROUNDS
 # (3), QOTP_BENCH_RR (round trips, 1000), QOTP_BENCH_SCALE_BYTES (16 MiB), QOTP_BENCH_IDLE
@@ -134,11 +135,18 @@ step "key plane: kmsd's own ETSI 014 KME, two neighbours (bench/nbkme.sh; about 
 grep "^e14bench:" "$out/nbkme.txt"
 
 step "key plane: kernel low-watermark event -> key in the ring (two kmsd in UML; about 2 minutes)"
-if "$top/bench/lowwater-run.sh" "$out/lowwater.out"; then
+if LW_SOURCE=kmsd "$top/bench/lowwater-run.sh" "$out/lowwater.out"; then
 	grep -E '^lowwater(-kmsd|-refill)?:' "$out/lowwater.out" | tee "$out/lowwater.txt"
 else
 	failed+=(lowwater)
 	tail -20 "$out/lowwater.out" >&2
+fi
+step "key plane: the same through the agent (layout 2: agents on the gateways, kmsd KMEs; about 3 minutes)"
+if LW_SOURCE=agent "$top/bench/lowwater-run.sh" "$out/lowwater-agent.out"; then
+	grep -E '^lowwater-agent(-kmsd|-refill)?:' "$out/lowwater-agent.out" | tee "$out/lowwater-agent.txt"
+else
+	failed+=(lowwater-agent)
+	tail -20 "$out/lowwater-agent.out" >&2
 fi
 
 step "key plane: PPETP relay through 1, 2, 3 trusted hops (five kmsd in a chain on loopback; about 40 s)"
