@@ -173,7 +173,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 					    "\"orphaned_total\":%llu,\"mismatch_rate\":%.6f,"
 					    "\"rounds\":%llu,\"rounds_timed_out\":%llu,"
 					    "\"round_cap\":%u,\"rounds_shrunk\":%llu,"
-					    "\"connects\":%llu,\"last_error\":",
+					    "\"connects\":%llu,\"surplus_dropped_bytes\":%llu,"
+					    "\"last_error\":",
 					    l->qkd_up ? "true" : "false",
 					    (unsigned long long)l->qkd_blocks,
 					    (unsigned long long)s.blocks[BS_VERIFIED],
@@ -185,7 +186,8 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 					    (unsigned long long)l->cache.rounds_timed_out,
 					    l->cache.cap,
 					    (unsigned long long)l->cache.rounds_shrunk,
-					    (unsigned long long)l->connects);
+					    (unsigned long long)l->connects,
+					    (unsigned long long)l->surplus_bytes);
 			json_str(o, l->last_error);
 			evbuffer_add_printf(o, "}");
 			continue;
@@ -211,6 +213,9 @@ static void cmd_links(struct kmsd *d, struct evbuffer *o, int json)
 				    (unsigned long long)l->cache.rounds,
 				    (unsigned long long)l->cache.rounds_timed_out, l->cache.cap,
 				    (unsigned long long)l->cache.rounds_shrunk);
+		if (l->surplus_bytes)
+			evbuffer_add_printf(o, "  idle direction's key dropped for room: %llu bytes\n",
+					    (unsigned long long)l->surplus_bytes);
 		if (l->qkd->ops->ctl)
 			l->qkd->ops->ctl(l->qkd, o, 0);
 	}

@@ -219,6 +219,48 @@ static int64_t store_free_bytes(const struct kmsd *d)
 	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
 }
 
+/*
+ * The link's live bytes, after making room when one direction's key fills the store alone.
+ * The verified blocks serve the two directions of the pair by id parity. When only one
+ * direction draws on them (a one-way RTMP publish: the other side sends acknowledgements,
+ * no payload), the idle parity grows by what the busy one uses, and at link-max-bytes the
+ * intake would pause with the busy parity empty: its ring starves for good. So while the
+ * store is full and one parity holds less than half the limit and less than the other,
+ * the oldest blocks of the other make way, down to an eighth below the limit (so that the
+ * intake resumes; it pauses, as before, whenever the store is full) but never below an
+ * eighth of the limit (what an idle direction keeps for when it wakes up).
+ */
+static int64_t link_make_room(struct kmsd *d, struct link *l)
+{
+	uint64_t cap = d->cf.link_max_bytes, live, need;
+	int64_t unv, par[2], freed, n;
+	int idle;
+
+	if (store_link_live_split(d->st, l->nb.id, &unv, par))
+		return -1;
+	live = (uint64_t)(unv + par[0] + par[1]);
+	idle = par[0] > par[1] ? 0 : 1;
+	if (live < cap || (uint64_t)par[!idle] >= cap / 2 || (uint64_t)par[idle] <= cap / 8)
+		return (int64_t)live;
+	need = live - cap + cap / 8;
+	if (need > (uint64_t)par[idle] - cap / 8)
+		need = (uint64_t)par[idle] - cap / 8;
+	for (freed = 0; (uint64_t)freed < need; freed += n) {
+		n = store_discard_surplus(d->st, l->nb.id, idle, need - (uint64_t)freed);
+		if (n <= 0)
+			break;
+	}
+	if (freed > 0) {
+		l->surplus_bytes += (uint64_t)freed;
+		log_info("link %s: %lld bytes of %s blocks dropped for room: the store is at "
+			 "link-max-bytes and only the %s blocks' direction uses key (%lld bytes "
+			 "of those held)", l->nb.id, (long long)freed, idle ? "odd" : "even",
+			 idle ? "even" : "odd", (long long)par[!idle]);
+		live -= (uint64_t)freed;
+	}
+	return (int64_t)live;
+}
+
 static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct kmsd *d = arg;
@@ -233,7 +275,7 @@ static void tick_cb(evutil_socket_t fd, short ev, void *arg)
 
 		cache_tick(&l->cache, now);
 		rate_sample(l, mono_ms());
-		live = store_link_live_bytes(d->st, l->nb.id);
+		live = link_make_room(d, l);
 		if (live < 0)
 			continue;
 		full = (uint64_t)live >= d->cf.link_max_bytes;

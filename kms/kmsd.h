@@ -43,6 +43,7 @@ struct link {
 	uint64_t qkd_blocks, qkd_dup;
 	uint64_t qkd_bytes;		/* raw key bytes received from the QKD source */
 	uint64_t used_bytes;		/* verified key used: pushed into rings, PPETP hops */
+	uint64_t surplus_bytes;		/* verified key of an idle direction dropped for room */
 	/* once a second: the counters above and verified blocks, for `kmsctl keys` rates */
 	struct rate_sample {
 		int64_t ms;

@@ -11,7 +11,7 @@
 enum {
 	Q_ADD, Q_LOCK_SEL, Q_LOCK_UPD, Q_GET, Q_VERIFY, Q_DISCARD, Q_UNLOCK, Q_UNLOCK_ALL, Q_DEFER, Q_EXPIRE_ONE,
 	Q_EXPIRE, Q_STALE, Q_TAKE_SEL, Q_DELIVER, Q_RESV_UPD, Q_RESV_SEL, Q_RESV_COMMIT,
-	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
+	Q_RESV_RELEASE, Q_CONSUME, Q_STATS, Q_LIVE, Q_LIVE_SPLIT, Q_SURPLUS_SEL, Q_CNT_GET, Q_CNT_ADD, Q_TAKE_PAR_SEL, Q_TAKE_ID_SEL,
 	Q_USE_PAR_SEL, Q_USE_ID_SEL, Q_USE_UPD, Q_X_ADD, Q_X_SEL_SRC, Q_X_SEL_ANY, Q_X_SEL_ID,
 	Q_X_DELIVER, Q_X_CONSUME, Q_X_STATS, Q_X_LIST,
 	Q_M_ADD, Q_M_GET, Q_M_DEL, Q_M_SEL_ABOVE, Q_M_DEL_ABOVE, Q_M_COUNT, Q_ADD_KEY, Q_KEY_ROWID,
@@ -73,6 +73,12 @@ static const char *const sql_text[__Q_LAST] = {
 		    "LEFT JOIN block_keys AS k ON k.link=b.link AND k.id=b.id WHERE b.link=?1 "
 		    "GROUP BY b.state",
 	[Q_LIVE] = "SELECT coalesce(sum(len),0) FROM blocks WHERE link=?1 AND state IN (0,1,2)",
+	[Q_LIVE_SPLIT] = "SELECT coalesce(sum(CASE WHEN state<2 THEN len END),0),"
+			 "coalesce(sum(CASE WHEN state=2 AND (id&1)=0 THEN len END),0),"
+			 "coalesce(sum(CASE WHEN state=2 AND (id&1)=1 THEN len END),0) "
+			 "FROM blocks WHERE link=?1 AND state IN (0,1,2)",
+	[Q_SURPLUS_SEL] = "SELECT id,len FROM blocks INDEXED BY blocks_take "
+			  "WHERE link=?1 AND state=2 AND (id&1)=?2 ORDER BY id LIMIT ?3",
 	[Q_CNT_GET] = "SELECT verified,mismatched,orphaned FROM counters WHERE link=?1",
 	[Q_CNT_ADD] = "INSERT INTO counters(link,verified,mismatched,orphaned) VALUES(?1,?2,?3,?4) "
 		      "ON CONFLICT(link) DO UPDATE SET verified=verified+?2,"
@@ -1278,6 +1284,55 @@ int64_t store_link_live_bytes(struct store *st, const char *link)
 		v = sqlite3_column_int64(s, 0);
 	done(s);
 	return v;
+}
+
+int store_link_live_split(struct store *st, const char *link, int64_t *unverified,
+			  int64_t verified[2])
+{
+	sqlite3_stmt *s = Q(st, Q_LIVE_SPLIT);
+	int rc = -1;
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*unverified = sqlite3_column_int64(s, 0);
+		verified[0] = sqlite3_column_int64(s, 1);
+		verified[1] = sqlite3_column_int64(s, 2);
+		rc = 0;
+	}
+	done(s);
+	return rc;
+}
+
+int64_t store_discard_surplus(struct store *st, const char *link, int parity, uint64_t bytes)
+{
+	sqlite3_stmt *s = Q(st, Q_SURPLUS_SEL);
+	uint64_t ids[64], freed = 0;
+	size_t n = 0;
+	int rc = 0, own;
+
+	sqlite3_bind_text(s, 1, link, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, parity & 1);
+	sqlite3_bind_int64(s, 3, 64);
+	while (freed < bytes && sqlite3_step(s) == SQLITE_ROW) {
+		ids[n++] = (uint64_t)sqlite3_column_int64(s, 0);
+		freed += (uint64_t)sqlite3_column_int64(s, 1);
+	}
+	done(s);
+	if (!n)
+		return 0;
+	/* nothing leaves the process because of it: the loop pass's group may carry it */
+	own = !st->in_tx;
+	if (own && store_begin_grouped(st))
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = store_discard(st, link, ids[i], DISCARD_SURPLUS, NULL, 0);
+	if (own) {
+		if (rc)
+			store_rollback(st);
+		else if (store_release(st))
+			rc = -1;
+	}
+	return rc ? -1 : (int64_t)freed;
 }
 
 int store_sae_add(struct store *st, const char *key_id, const char *master, const char *slave,

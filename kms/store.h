@@ -41,7 +41,8 @@ enum block_state {
 	__BS_LAST
 };
 
-enum discard_reason { DISCARD_MISMATCH, DISCARD_ORPHAN };
+/* SURPLUS: verified key of a direction nobody draws on, dropped for room (not counted here) */
+enum discard_reason { DISCARD_MISMATCH, DISCARD_ORPHAN, DISCARD_SURPLUS };
 
 struct store;
 
@@ -193,6 +194,19 @@ int store_take_use_id(struct store *st, const char *link, uint64_t id, struct st
 int store_link_stats(struct store *st, const char *link, struct store_link_stats *s);
 /* The lifetime count of verified blocks only (one row: cheap enough for every second). */
 int store_link_verified_total(struct store *st, const char *link, uint64_t *verified);
+/*
+ * The live bytes of a link split the way they are used: fresh and locked (not yet
+ * verified) in *unverified, verified blocks by id parity in verified[0] (even) and [1]
+ * (odd): the two directions of a pair, each end's own half (store_take_parity). 0 or -1.
+ */
+int store_link_live_split(struct store *st, const char *link, int64_t *unverified,
+			  int64_t verified[2]);
+/*
+ * The oldest verified blocks of one parity discarded (tombstones, bytes wiped) until at
+ * least bytes are freed, at most 64 blocks a call, in one transaction. Bytes freed or -1.
+ * For a direction whose key nobody draws on, so that it cannot fill link-max-bytes alone.
+ */
+int64_t store_discard_surplus(struct store *st, const char *link, int parity, uint64_t bytes);
 /* Bytes of fresh, locked and verified blocks of link (cheap: index only), -1 on error. */
 int64_t store_link_live_bytes(struct store *st, const char *link);
 

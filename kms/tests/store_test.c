@@ -152,6 +152,39 @@ static void test_discard_counts(void **state)
 	assert_int_equal(store_link_live_bytes(f->st, "c"), 0);
 }
 
+/* Live bytes split by direction, and an idle direction's oldest blocks dropped for room. */
+static void test_live_split_surplus(void **state)
+{
+	struct fx *f = *state;
+	struct store_link_stats s;
+	uint8_t tag[32] = { 0 };
+	int64_t unv, par[2];
+	size_t len;
+	int st;
+
+	for (uint64_t i = 1; i <= 6; i++)
+		add(f->st, "b", i, 1, 200, 10);
+	for (uint64_t i = 1; i <= 5; i++)
+		assert_int_equal(store_verify(f->st, "b", i, tag, 32, 64), 0);
+	assert_int_equal(store_link_live_split(f->st, "b", &unv, par), 0);
+	assert_true(unv == 200 && par[0] == 2 * 136 && par[1] == 3 * 136);
+	/* oldest first, whole blocks, until at least the bytes asked for */
+	assert_int_equal(store_discard_surplus(f->st, "b", 1, 150), 2 * 136);
+	assert_int_equal(store_get(f->st, "b", 1, &st, NULL, &len, NULL, NULL), 0);
+	assert_true(st == BS_DISCARDED && len == 0);
+	assert_int_equal(store_get(f->st, "b", 3, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_DISCARDED);
+	assert_int_equal(store_get(f->st, "b", 5, &st, NULL, &len, NULL, NULL), 0);
+	assert_int_equal(st, BS_VERIFIED);
+	assert_int_equal(store_link_live_split(f->st, "b", &unv, par), 0);
+	assert_true(unv == 200 && par[0] == 2 * 136 && par[1] == 136);
+	assert_int_equal(store_link_live_bytes(f->st, "b"), 200 + 3 * 136);
+	/* the even blocks untouched; nothing of this counted as a mismatch or an orphan */
+	assert_int_equal(store_discard_surplus(f->st, "c", 0, 1000), 0);
+	assert_int_equal(store_link_stats(f->st, "b", &s), 0);
+	assert_true(s.mismatched_total == 0 && s.orphaned_total == 0);
+}
+
 static void verify_all(struct store *st, const char *link, uint64_t lo, uint64_t hi)
 {
 	uint8_t tag[32] = { 0 };
@@ -882,6 +915,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_add_lock_verify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_counts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live_split_surplus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_only_unused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_take_parity_and_id, setup, teardown),
