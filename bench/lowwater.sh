@@ -11,11 +11,10 @@
 #    its own pool (its link store, link-max-bytes 1 MiB), and the pool from the KME: what is
 #    timed is the agent's distribution from that pool (kmsd's code, the same offer round
 #    trip to the other agent as in the kmsd mode); the KME and the relay are on the path
-#    only when the pool runs short. The pool holds both directions' key (block parity),
-#    and the agent stops drawing from the KME once it holds link-max-bytes of both
-#    together: one-way uploads leave it full of the idle direction's key and the drained
-#    ring starves (with 1 MiB, in the third iteration). QOTP_BENCH_LW_POOL=BYTES sets the
-#    agents' link-max-bytes.
+#    only when the pool runs short. The pool holds both directions' key (block parity);
+#    one-way uploads use one of them, and the idle one's surplus is dropped for room once
+#    the pool is full (kms.md; before that the drained ring starved in the third
+#    iteration with 1 MiB). QOTP_BENCH_LW_POOL=BYTES sets the agents' link-max-bytes.
 # Uploads on port 1935 drain encC's encrypt ring below the watermark (same loop, same ring,
 # peer 2, in both modes). A listener on the event multicast group (qotpctl monitor) stamps
 # each event as it arrives; a poller reads the ring's "pushed" counter in a loop and stamps
