@@ -13,6 +13,7 @@
 #
 # Keys: two random files (client->server, server->client) pushed to both ends, as kmsd would.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/dp-topo.inc"	# blk, blocks_are, stat (its own topology is below)
 qotpctl=$QOTP_BIN/qotpctl
 H="timeout 150 /usr/bin/python3 $QOTP_TOP/tests/e2e/dp-helpers.py"
 HS="/usr/bin/python3 $QOTP_TOP/tests/e2e/dp-helpers.py"
@@ -64,14 +65,6 @@ check "encC: push rings" bash -c "ip netns exec $(nsname encC) $qotpctl push 2 e
 check "encS: push rings" bash -c "ip netns exec $(nsname encS) $qotpctl push 1 decrypt $T/c2s.key $(blk) &&
 	ip netns exec $(nsname encS) $qotpctl push 1 encrypt $T/s2c.key $(blk)"
 blocks_are "encC 2" "encS 1"
-
-# stat NS PEER NAME: one counter of one peer.
-stat() {
-	nsx "$1" "$qotpctl" show --json | /usr/bin/python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-print(sum(p["stats"].get(sys.argv[2], 0) for p in d["peers"] if p["id"] == int(sys.argv[1])))' "$2" "$3"
-}
 
 $H mkdata "$T/data" "$SIZE"
 for a in 10.78.2.2 fd78:2::2; do
