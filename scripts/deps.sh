@@ -19,6 +19,9 @@ PKGS=(
 	python3 jq gnuplot-nox imagemagick curl
 	# make deb (debian/): debhelper with dh_dkms, lintian on the packages
 	debhelper dh-dkms lintian fakeroot
+	# QEMU sections (scripts/qemu-run.sh): the x86_64 SMP guests, their initramfs, Debian's
+	# stock kernel for the DKMS smoke test, and dkms itself to install qotp-dkms in it
+	qemu-system-x86 busybox-static linux-image-amd64 dkms
 )
 
 missing=()
