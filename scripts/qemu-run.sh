@@ -8,7 +8,7 @@
 # --kernel debug (default): the x86_64 debug test kernel (scripts/qemu-kernel.sh: SMP,
 #   PREEMPT, KASAN, lockdep, atomic-sleep checks, kmemleak). --kernel stock: Debian's own
 #   newest installed linux-image-*-amd64 (/boot), with its modules from the host's
-#   /lib/modules. --smp defaults to 2, --mem to 1G.
+#   /lib/modules. --smp defaults to 2, --mem to 2G.
 # The guest's root is the host's, read-only over virtio-9p under a tmpfs overlay (the guest
 # may install packages; the host sees none of it); the checkout and the run directory are
 # shared read-write. Two virtio-net NICs, vnic1 and vnic2 (52:54:00:71:00:01, :02), joined by a bridge
@@ -17,7 +17,8 @@
 # CMD runs as root in the current directory with QOTP_TOP, QOTP_KMOD (default
 # build/qemu/kmod for the debug kernel) and QOTP_BIN, and QOTP_VM=qemu, in its environment.
 # Acceleration: KVM when /dev/kvm is usable and the CPU shows vmx or svm, else TCG
-# (QOTP_QEMU_ACCEL=tcg|kvm forces one). Exit status as scripts/uml-run.sh's: CMD's, or 124
+# (QOTP_QEMU_ACCEL=tcg|kvm forces one); QOTP_QEMU_APPEND adds to the kernel command line
+# (e.g. loglevel=7 to see every kernel message on the console). Exit status as scripts/uml-run.sh's: CMD's, or 124
 # timed out, 125 a kernel report involving qotp or a kernel that died, 126 the guest could
 # not start CMD, 2 refused before booting.
 set -uo pipefail
@@ -25,7 +26,7 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 kernel=debug
 smp=2
-mem=1G
+mem=2G
 timeout=900
 keep=
 while [ $# -gt 0 ]; do
@@ -144,7 +145,7 @@ setsid unshare -n bash -c '
 	qemu-system-x86_64 "${accel_args[@]}" -smp "$smp" -m "$mem" \
 	-display none -monitor none -serial "file:$console" -no-reboot \
 	-kernel "$image" -initrd "$initrd" \
-	-append "console=ttyS0 pci=noacpi quiet loglevel=4 panic=-1 oops=panic QOTP_TOP=$top QOTP_RUN=$run QOTP_INIT=$top/tests/uml/init.sh QOTP_KMEMLEAK_BOOT=0" \
+	-append "console=ttyS0 pci=noacpi quiet loglevel=4 panic=-1 oops=panic QOTP_TOP=$top QOTP_RUN=$run QOTP_INIT=$top/tests/uml/init.sh QOTP_KMEMLEAK_BOOT=0 ${QOTP_QEMU_APPEND:-}" \
 	-device virtio-rng-pci "${nine[@]}" "${nics[@]}" \
 	</dev/null >"$run/qemu.log" 2>&1 &
 pid=$!

@@ -65,18 +65,31 @@ ns_new() {
 	echo "$n"
 }
 nsname() { echo "$NS_PREFIX-$1"; }
-nsx() { local n; n=$(nsname "$1"); shift; ip netns exec "$n" "$@"; }
+# Without a subshell for the name, and `ip -n` for ip itself instead of `ip netns exec`
+# (which also makes a mount namespace and remounts /sys): each process and fork costs ~0.3
+# to 1 s in QEMU's debug kernel under TCG (Documentation/testing.md), and the topologies
+# run dozens of these.
+nsx() {
+	local n=$NS_PREFIX-$1
+	shift
+	if [ "$1" = ip ]; then
+		shift
+		ip -n "$n" "$@"
+	else
+		ip netns exec "$n" "$@"
+	fi
+}
 
 link() {
-	ip link add "$2" netns "$(nsname "$1")" type veth peer name "$4" netns "$(nsname "$3")"
-	ip -n "$(nsname "$1")" link set "$2" up
-	ip -n "$(nsname "$3")" link set "$4" up
+	ip link add "$2" netns "$NS_PREFIX-$1" type veth peer name "$4" netns "$NS_PREFIX-$3"
+	ip -n "$NS_PREFIX-$1" link set "$2" up
+	ip -n "$NS_PREFIX-$3" link set "$4" up
 }
 
 addr() {
 	case "$3" in
-	*:*) ip -n "$(nsname "$1")" addr add "$3" dev "$2" nodad ;;
-	*) ip -n "$(nsname "$1")" addr add "$3" dev "$2" ;;
+	*:*) ip -n "$NS_PREFIX-$1" addr add "$3" dev "$2" nodad ;;
+	*) ip -n "$NS_PREFIX-$1" addr add "$3" dev "$2" ;;
 	esac
 }
 

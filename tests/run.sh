@@ -9,6 +9,12 @@
 #            E2E_JOBS at once (default: CPU count, at most 4)
 #   integ    tests/integ/*.sh on the host, loopback only (likewise), one at a time; when
 #            both run, integ scripts take the slots the last e2e scripts leave free
+#   qemu     x86_64 SMP guests under QEMU (scripts/qemu-run.sh): qotp.ko against the debug
+#            x86_64 kernel (W=1), tests/qemu/smp.sh in one boot of that kernel with 2 CPUs
+#            (KUnit, dp-parallel over virtio NICs, dp-teardown; QOTP_QEMU_FULL=1: the whole
+#            set), and tests/qemu/stock-dkms.sh on Debian's stock kernel with the packages
+#            of scripts/deb.sh and the module DKMS built from qotp-dkms on the host
+#            (QOTP_QEMU_FULL=1: dpkg -i and DKMS inside the guest)
 # and ends with the time each part took (the ten slowest) and the line "N passed, N failed"
 # (", N skipped" when some were skipped).
 #
@@ -36,7 +42,7 @@ while [ $# -gt 0 ]; do
 	*) sections+=("$1"); shift ;;
 	esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(build unit fuzz kunit e2e integ)
+[ ${#sections[@]} -gt 0 ] || sections=(build unit fuzz kunit e2e integ qemu)
 
 passed=0
 failed=0
@@ -317,6 +323,62 @@ run_scripts() {
 	done
 }
 
+# run_guest NAME LOG CMD...: one QEMU run of a script, tallied as NAME; its time is a part.
+run_guest() {
+	local name=$1 log=$2 t0 rc
+	shift 2
+	printf '  ....  %s\n' "$name"
+	t0=$(date +%s)
+	"$@" >"$log" 2>&1
+	rc=$?
+	parts+=("$(( $(date +%s) - t0 )) $name")
+	printf '  ....  %s ended after %d s\n' "$name" $(( $(date +%s) - t0 ))
+	tally_script "$name" "$log" "$rc"
+}
+
+# qemu_dkms_host: DKMS (the real tool, private trees under build/qemu/dkms) builds qotp.ko
+# from the qotp-dkms package's source for the stock kernel; prints the module's path.
+qemu_dkms_host() {
+	local d=$top/build/qemu/dkms kver ver
+	kver=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -1)
+	kver=${kver#/boot/vmlinuz-}
+	ver=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' kmod/dkms.conf)
+	rm -rf "$d" && mkdir -p "$d/root" "$d/tree" &&
+		dpkg-deb -x "$top"/build/qemu/deb/qotp-dkms_"$ver"_all.deb "$d/root" &&
+		dkms build -m qotp -v "$ver" -k "$kver" --sourcetree "$d/root/usr/src" --dkmstree "$d/tree" >&2 &&
+		ls "$d/tree/qotp/$ver/$kver"/*/module/qotp.ko
+}
+
+# QOTP_QEMU_FULL=1: the whole datapath set on the debug kernel and DKMS inside the stock
+# guest (about 20 minutes under TCG); by default the set that fits the section's budget.
+run_qemu() {
+	local smp_set=(QOTP_SMP_SCRIPTS="dp-parallel+nics dp-teardown") ko
+	[ "${QOTP_QEMU_FULL:-0}" != 1 ] || smp_set=()
+	section "qemu (x86_64 SMP guests, $(grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ] && echo KVM || echo TCG))"
+	if ! scripts/build-kmod.sh qemu >"$logs/build-qemu.out" 2>"$logs/build-qemu.log"; then
+		flunk "qemu: qotp.ko for the x86_64 debug kernel (W=1)"; showlog "$logs/build-qemu.log"
+	else
+		pass "qemu: qotp.ko for the x86_64 debug kernel (W=1)"
+		run_guest qemu/smp "$logs/qemu-smp.log" env "${smp_set[@]}" \
+			scripts/qemu-run.sh --smp 2 --timeout 1800 -- tests/qemu/smp.sh
+	fi
+	if ! scripts/deb.sh "$top/build/qemu/deb" >"$logs/qemu-deb.log" 2>&1; then
+		flunk "qemu: make deb for the stock kernel's test"; showlog "$logs/qemu-deb.log"
+		return
+	fi
+	if [ "${QOTP_QEMU_FULL:-0}" = 1 ]; then
+		ko=
+	elif ko=$(qemu_dkms_host 2>"$logs/qemu-dkms.log"); then
+		pass "qemu: DKMS builds qotp.ko from the qotp-dkms package for the stock kernel"
+	else
+		flunk "qemu: DKMS builds qotp.ko from the qotp-dkms package for the stock kernel"
+		showlog "$logs/qemu-dkms.log"
+		return
+	fi
+	run_guest qemu/stock-dkms "$logs/qemu-stock-dkms.log" env QOTP_DEB_DIR="$top/build/qemu/deb" \
+		${ko:+QOTP_DKMS_KO="$ko"} scripts/qemu-run.sh --kernel stock --smp 2 --timeout 1200 -- tests/qemu/stock-dkms.sh
+}
+
 # e2e and integ, when both run, are one section: one pool (run_scripts).
 if [[ " ${sections[*]} " == *" e2e "* ]] && [[ " ${sections[*]} " == *" integ "* ]]; then
 	rest=()
@@ -333,6 +395,7 @@ for s in "${sections[@]}"; do
 	unit) run_unit ;;
 	fuzz) run_fuzz ;;
 	kunit) run_kunit ;;
+	qemu) run_qemu ;;
 	e2e) section "e2e (inside UML)"; run_scripts e2e ;;
 	integ) section "integ (host, loopback)"; run_scripts integ ;;
 	scripts) section "e2e (inside UML) and integ (host, loopback)"; run_scripts e2e integ; s=e2e+integ ;;
@@ -340,7 +403,7 @@ for s in "${sections[@]}"; do
 	esac
 	took=$(( $(date +%s) - t0 ))
 	sect_times+=("$s $took")
-	case "$s" in e2e|integ|e2e+integ) ;; *) parts+=("$took $s") ;; esac
+	case "$s" in e2e|integ|e2e+integ|qemu) ;; *) parts+=("$took $s") ;; esac
 done
 
 # Where the time went: each section's wall time, then the ten slowest parts (scripts, and
