@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Many flows at once through two gateways: 18 connections in flight together, IPv4 and
-# IPv6, uploads, downloads and both ways at once, over a middle link with light loss and
-# reordering. Every transfer byte-exact, no drop for a reason the counters do not name, and
-# the segment counters agree with the bytes (a segment carries at most one MSS: the count
-# may not fall below bytes / MSS, as it did for GSO packets whose gso_segs is 0).
+# IPv6, uploads, downloads and both ways at once, over middle links that lose, duplicate
+# and reorder (dp-harsh's netem, on both of mid's links). Every transfer byte-exact, no
+# drop for a reason the counters do not name, and the segment counters agree with the
+# bytes (a segment carries at most one MSS: the count may not fall below bytes / MSS, as
+# it did for GSO packets whose gso_segs is 0).
 # In UML the flows take turns on one CPU; in QEMU (tests/qemu/smp.sh, -smp 2) they run on
 # several CPUs at once, and with QOTP_DP_NICS=1 cross virtio-net NICs with offloads.
 # Topology: dp-topo.inc (gateway mode).
@@ -16,7 +17,10 @@ SIZE=${QOTP_DP_SIZE:-300000}
 export QOTP_BLOCK=32768
 # 12 flows each way carry 3.6 MB; a bigger push costs time in the debug kernels.
 dp_keyed 8M
-nsx mid tc qdisc add dev eth1 root netem delay 1ms loss 1% reorder 5% 50%
+# dp-harsh's netem on both of mid's links: loss, duplication, reordering, jitter.
+for i in eth0 eth1; do
+	nsx mid tc qdisc add dev $i root netem delay 2ms 1ms loss 3% duplicate 1% reorder 10% 50%
+done
 
 $HS mkdata "$T/data" "$SIZE"
 bg srv4 nsx server $HS serve 10.78.2.2 1935 "$T/data"

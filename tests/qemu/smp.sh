@@ -4,7 +4,7 @@
 # scripts that put the most CPUs into qotp's softirq paths at once, one after another in
 # this one boot (a boot of this kernel under TCG costs half a minute). make check runs the
 # first and the fourth (tests/run.sh; ~9 min under TCG), QOTP_QEMU_FULL=1 all five:
-#   dp-parallel   18 connections at once, v4 + v6, both ways, over the virtio-net NIC pair
+#   dp-parallel   18 connections at once, v4 + v6, both ways, harsh netem, over the virtio-net NIC pair
 #                 with its offloads (QOTP_DP_NICS=1), GSO packets with gso_segs 0
 #   dp-gateway    byte-exact both ways v4 + v6 over lossy, reordering, duplicating veths
 #   dp-harsh      harsher netem, SACK/timestamps on and off, small MSS
