@@ -355,6 +355,12 @@ run_qemu() {
 	local smp_set=(QOTP_SMP_SCRIPTS="dp-parallel+nics dp-teardown") ko
 	[ "${QOTP_QEMU_FULL:-0}" != 1 ] || smp_set=()
 	section "qemu (x86_64 SMP guests, $(grep -qwE 'vmx|svm' /proc/cpuinfo && [ -w /dev/kvm ] && echo KVM || echo TCG))"
+	# The guests run the programs of build/kms (qotpctl): built here too when this section
+	# runs alone (make check-qemu); a no-op after the build section.
+	if ! make -C kms -j"$(nproc)" >"$logs/build-kms-qemu.log" 2>&1; then
+		flunk "qemu: kms/ programs for the guests"; showlog "$logs/build-kms-qemu.log"
+		return
+	fi
 	if ! scripts/build-kmod.sh qemu >"$logs/build-qemu.out" 2>"$logs/build-qemu.log"; then
 		flunk "qemu: qotp.ko for the x86_64 debug kernel (W=1)"; showlog "$logs/build-qemu.log"
 	else
